@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Build the collection tarball from the checkout and install it under .build/collections,
+# the only copy that playbooks, molecule and tests use.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+readonly top
+readonly BIN="${top}/.venv/bin"
+dist="${top}/.build/dist"
+mkdir -p "${dist}"
+tarball=$("${BIN}/ansible-galaxy" collection build --force --output-path "${dist}" "${top}" | sed -n 's/^Created collection for .* at //p')
+[[ -f ${tarball} ]] || { echo "install-collection: build produced no tarball" >&2; exit 1; }
+"${BIN}/ansible-galaxy" collection install --force --offline -p "${top}/.build/collections" "${tarball}" >/dev/null
+echo "collection: installed $(basename "${tarball}") into .build/collections"

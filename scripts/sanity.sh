@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# ansible-test sanity needs the collection at ansible_collections/<namespace>/<name>: copy the
+# checkout there (without the venv and build output) and run every sanity test in a virtualenv.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+readonly top
+tree="${top}/.build/sanity/ansible_collections/virtops/hypervisor"
+mkdir -p "${tree}"
+rsync -a --delete --exclude=/.venv --exclude=/.build --exclude=/.git --exclude=/tests/output \
+    --exclude=__pycache__ --exclude=.pytest_cache "${top}/" "${tree}/"
+echo "== ansible-test sanity"
+cd "${tree}"
+"${top}/.venv/bin/ansible-test" sanity --venv --python 3.11 --color no "$@"
