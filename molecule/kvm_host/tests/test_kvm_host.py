@@ -1,0 +1,115 @@
+"""What the kvm_host role leaves on a host, checked on the host itself."""
+
+import pytest
+
+PACKAGES = [
+    "qemu-system-x86", "qemu-utils", "libvirt-daemon-system", "libvirt-clients",
+    "bridge-utils", "virtinst", "python3-libvirt", "python3-lxml", "dnsmasq-base",
+]
+SOCKETS = {
+    "/run/libvirt/libvirt-sock": 0o770,
+    "/run/libvirt/libvirt-sock-ro": 0o777,
+    "/run/libvirt/libvirt-admin-sock": 0o700,
+}
+MEMBER = "virtops-member"
+OUTSIDER = "virtops-outsider"
+
+
+def uses_systemd(host):
+    return host.file("/run/systemd/system").is_directory
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_kvm_stack_is_installed(host, name):
+    assert host.package(name).is_installed
+
+
+def test_gui_is_not_installed_by_default(host):
+    assert not host.package("virt-manager").is_installed
+
+
+def test_libvirtd_conf_is_managed_and_secure(host):
+    conf = host.file("/etc/libvirt/libvirtd.conf")
+    assert conf.user == "root" and conf.group == "root" and conf.mode == 0o644
+    settings = dict(
+        line.split(" = ", 1) for line in conf.content_string.splitlines() if " = " in line and not line.startswith("#")
+    )
+    assert settings == {
+        "listen_tls": "0",
+        "listen_tcp": "0",
+        "tls_port": '"16514"',
+        "tcp_port": '"16509"',
+        "unix_sock_group": '"libvirt"',
+        "unix_sock_ro_perms": '"0777"',
+        "unix_sock_rw_perms": '"0770"',
+        "unix_sock_admin_perms": '"0700"',
+        "unix_sock_dir": '"/run/libvirt"',
+        "auth_unix_ro": '"none"',
+        "auth_unix_rw": '"none"',
+        "auth_tcp": '"sasl"',
+        "auth_tls": '"none"',
+    }
+
+
+@pytest.mark.parametrize("path,mode", sorted(SOCKETS.items()))
+def test_sockets_have_the_configured_group_and_mode(host, path, mode):
+    sock = host.file(path)
+    assert sock.is_socket
+    assert sock.group == "libvirt"
+    assert sock.mode == mode
+
+
+def test_no_tcp_listener(host):
+    assert not host.socket("tcp://0.0.0.0:16509").is_listening
+    assert not host.socket("tcp://0.0.0.0:16514").is_listening
+
+
+def test_root_can_manage_guests(host):
+    result = host.run("virsh -c qemu:///system list --all")
+    assert result.rc == 0, result.stderr
+
+
+def test_libvirt_group_member_can_manage_guests(host):
+    assert "libvirt" in host.user(MEMBER).groups
+    result = host.run("runuser -u %s -- virsh -c qemu:///system list --all", MEMBER)
+    assert result.rc == 0, result.stderr
+
+
+def test_non_member_is_refused(host):
+    assert "libvirt" not in host.user(OUTSIDER).groups
+    result = host.run("runuser -u %s -- virsh -c qemu:///system list --all", OUTSIDER)
+    assert result.rc != 0
+    assert "Permission denied" in result.stderr
+
+
+def test_non_member_can_still_read_only(host):
+    result = host.run("runuser -u %s -- virsh -r -c qemu:///system list --all", OUTSIDER)
+    assert result.rc == 0, result.stderr
+
+
+def test_udev_rule_keeps_dev_kvm_usable(host):
+    rule = host.file("/etc/udev/rules.d/65-virtops-kvm.rules")
+    assert 'KERNEL=="kvm", GROUP="kvm", MODE="0660"' in rule.content_string
+    if host.file("/dev/kvm").exists:
+        assert host.file("/dev/kvm").group == "kvm"
+        assert host.file("/dev/kvm").mode == 0o660
+
+
+def test_sockets_enabled_and_service_left_to_socket_activation(host):
+    if not uses_systemd(host):
+        pytest.skip("systemd is not PID 1 here: libvirtd runs as a plain daemon")
+    for unit in ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket", "virtlogd.socket"):
+        assert host.service(unit).is_enabled, unit
+        assert host.service(unit).is_running, unit
+    assert host.service("libvirtd.service").is_enabled
+    assert not host.service("libvirtd-tcp.socket").is_enabled
+    dropin = host.file("/etc/systemd/system/libvirtd.socket.d/virtops.conf").content_string
+    assert "SocketMode=0770" in dropin and "SocketGroup=libvirt" in dropin
+
+
+def test_daemons_run_without_systemd(host):
+    if uses_systemd(host):
+        pytest.skip("systemd runs the daemons here")
+    for name, pidfile in (("libvirtd", "/run/libvirtd.pid"), ("virtlogd", "/run/virtlogd.pid")):
+        result = host.run("start-stop-daemon --status --pidfile %s --exec /usr/sbin/%s", pidfile, name)
+        assert result.rc == 0, name

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make demo [TARGET=container|localhost]: converge playbooks/site.yml and print the summary.
+# The container target is a Debian 12 container with systemd as PID 1, built without a registry.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+readonly top
+readonly target=${1:-container}
+readonly NAME=virtops-demo
+
+case ${target} in
+    container)
+        image=$("${top}/scripts/build-image.sh" bookworm | tail -n 1)
+        if [[ $(podman container inspect --format '{{.ImageName}}' "${NAME}" 2>/dev/null) != "${image}" ]]; then
+            podman rm --force "${NAME}" >/dev/null 2>&1 || true
+            echo "demo: starting container ${NAME} from ${image}"
+            podman run --detach --name "${NAME}" --hostname "${NAME}" --systemd=always "${image}" /sbin/init >/dev/null
+        elif [[ $(podman container inspect --format '{{.State.Running}}' "${NAME}") != true ]]; then
+            podman start "${NAME}" >/dev/null
+        fi
+        # apt fails while systemd is still mounting /tmp: wait for the boot to finish.
+        podman exec "${NAME}" systemctl is-system-running --wait >/dev/null || true
+        inventory=${top}/playbooks/inventory/demo_container.yml
+        ;;
+    localhost)
+        inventory=${top}/playbooks/inventory/demo_localhost.yml
+        ;;
+    *)
+        echo "demo: TARGET must be container or localhost, not '${target}'" >&2
+        exit 2
+        ;;
+esac
+
+cd "${top}"
+"${top}/.venv/bin/ansible-playbook" -i "${inventory}" playbooks/site.yml

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Make rootful podman usable on this machine kind (Debian 12, hybrid cgroup v1,
+# no systemd as PID 1, no container registry). See docs/DESIGN facts:
+#   - crun rejects the host's hybrid cgroups -> use runc
+#   - no systemd on the host -> cgroupfs cgroup manager, file events logger
+#   - bounded default ulimits for containers
+# Idempotent: rerunning changes nothing once the host is set up.
+# Usage: scripts/podman-setup.sh
+set -euo pipefail
+
+readonly PACKAGES=(podman runc uidmap slirp4netns fuse-overlayfs debootstrap)
+readonly CONF=/etc/containers/containers.conf
+
+step() { printf '%s\n' "podman-setup: $*"; }
+die() { printf '%s\n' "podman-setup: ERROR: $*" >&2; exit 1; }
+
+[[ ${EUID} -eq 0 ]] || die "must run as root"
+
+# 1. apt packages (apt-get only when something is missing)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "${pkg}" 2>/dev/null || true)
+    [[ ${status} == ii* ]] || missing+=("${pkg}")
+done
+if ((${#missing[@]} == 0)); then
+    step "packages: ok (${PACKAGES[*]})"
+else
+    log=$(mktemp)
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"${log}" 2>&1; then
+        tail -n 30 "${log}" >&2
+        rm -f "${log}"
+        die "apt-get install ${missing[*]} failed"
+    fi
+    rm -f "${log}"
+    step "packages: installed ${missing[*]}"
+fi
+
+# 2. /etc/containers/containers.conf (rewritten only when the content differs)
+desired=$(
+    cat <<'EOF'
+# Managed by virtops.hypervisor scripts/podman-setup.sh - local changes are overwritten.
+[containers]
+default_ulimits = ["nofile=1024:1024","nproc=1024:1024"]
+
+[engine]
+# crun rejects this host's hybrid (v1 + unified) cgroup layout.
+runtime = "runc"
+# No systemd as PID 1 on the host: no systemd cgroup manager, no journald.
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+)
+if [[ -f ${CONF} ]] && [[ "$(cat "${CONF}")" == "${desired}" ]]; then
+    step "containers.conf: ok"
+else
+    install -d -m 0755 "$(dirname "${CONF}")"
+    tmp=$(mktemp "${CONF}.XXXXXX")
+    printf '%s\n' "${desired}" >"${tmp}"
+    chmod 0644 "${tmp}"
+    mv -f "${tmp}" "${CONF}"
+    step "containers.conf: written"
+fi
+
+# 3. sanity check: podman answers with the settings above
+info=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Host.CgroupManager}} {{.Host.EventLogger}}' 2>&1) ||
+    die "podman info failed: ${info}"
+[[ ${info} == "runc cgroupfs file" ]] || die "podman info reports '${info}', expected 'runc cgroupfs file'"
+step "podman: ok (runtime/cgroup manager/events logger: ${info})"
