@@ -179,6 +179,13 @@ mirror=$(awk '$1 == "deb" { print $2; exit }' "${rootfs}/etc/apt/sources.list")
     fi
 } >"${rootfs}/etc/apt/sources.list"
 step "apt sources: $(awk '{ print $3 }' "${rootfs}/etc/apt/sources.list" | paste -sd' ')"
+# A host whose apt is told to accept expired Release files (a mirror that lags
+# behind the clock, e.g. a frozen snapshot: sid's InRelease carries
+# Valid-Until) passes that on, or apt-get update fails inside the container.
+if apt-config dump | grep -qx 'Acquire::Check-Valid-Until "false";'; then
+    printf 'Acquire::Check-Valid-Until "false";\n' >"${rootfs}/etc/apt/apt.conf.d/99virtops-check-valid-until"
+    step "apt: Check-Valid-Until false (as on this host)"
+fi
 
 # 3. container tweaks: fresh machine-id per container, no host identity,
 #    units that cannot work in a container masked.

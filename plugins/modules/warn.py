@@ -22,26 +22,18 @@ extends_documentation_fragment:
   - virtops.hypervisor.attributes
 attributes:
   action:
+    description: Runs as an action plugin on the controller.
     support: full
-  async:
-    support: none
-  become:
-    support: none
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
-  connection:
-    support: none
-  delegation:
-    support: none
-    details: Runs on the controller only.
+    details: Nothing changes, in check mode or not.
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: all
 author:
-  - virtops maintainers
+  - virtops maintainers (@virtops)
 """
 
 EXAMPLES = r"""
