@@ -12,6 +12,15 @@
 #   DEBIAN_MIRROR  mirror URI for debootstrap (default: debootstrap's built-in)
 #   KEEP_BUILD_DIR=1  keep the temp dir for debugging
 # Run scripts/podman-setup.sh first.
+#
+# Running (rootful podman, no extra capabilities needed):
+#   podman run -d --name c <tag>            (CMD /sbin/init -> systemd mode)
+#   podman exec c systemctl is-system-running --wait   -> running
+#   (retry while it says "Failed to connect to bus": right after `podman run`
+#   systemd may not have its socket yet)
+# sid: its systemd (>= 258) refuses the host's cgroup v1 layout ("Detected
+#   unsupported legacy cgroup hierarchy, refusing execution"); give it the
+#   host's cgroup2 tree:  -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw
 set -euo pipefail
 
 readonly REPO=localhost/virtops-debian
@@ -182,7 +191,9 @@ step "apt sources: $(awk '{ print $3 }' "${rootfs}/etc/apt/sources.list" | paste
 # A host whose apt is told to accept expired Release files (a mirror that lags
 # behind the clock, e.g. a frozen snapshot: sid's InRelease carries
 # Valid-Until) passes that on, or apt-get update fails inside the container.
-if apt-config dump | grep -qx 'Acquire::Check-Valid-Until "false";'; then
+cvu=''
+eval "$(apt-config shell cvu Acquire::Check-Valid-Until/b)"
+if [[ ${cvu} == false ]]; then
     printf 'Acquire::Check-Valid-Until "false";\n' >"${rootfs}/etc/apt/apt.conf.d/99virtops-check-valid-until"
     step "apt: Check-Valid-Until false (as on this host)"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make rootful podman usable on this machine kind (Debian 12, hybrid cgroup v1,
-# no systemd as PID 1, no container registry). See docs/DESIGN facts:
+# no systemd as PID 1, no container registry):
 #   - crun rejects the host's hybrid cgroups -> use runc
 #   - no systemd on the host -> cgroupfs cgroup manager, file events logger
 #   - bounded default ulimits for containers

@@ -13,7 +13,7 @@ RUNNING_STATES = frozenset(('active', 'activating', 'reloading'))
 
 
 def parse_systemctl_show(output):
-    """Turn `systemctl show --property=Id,...` output for several units into {Id: {property: value}}."""
+    """Turn `systemctl show --property=Id,LoadState,...` output for several units into {Id: {property: value}}."""
     units = {}
     for block in output.strip().split('\n\n'):
         properties = dict(line.split('=', 1) for line in block.splitlines() if '=' in line)
@@ -23,6 +23,8 @@ def parse_systemctl_show(output):
 
 
 def needs_change(wanted, current):
+    if current.get('LoadState') == 'not-found' and boolean(wanted.get('optional', False)):
+        return False
     unit_file_state = current.get('UnitFileState', '')
     active_state = current.get('ActiveState', 'inactive')
     if 'enabled' in wanted and boolean(wanted['enabled']) != (unit_file_state in ENABLED_STATES):
@@ -35,7 +37,7 @@ def needs_change(wanted, current):
 
 
 def systemd_units_to_change(units, systemctl_show_output):
-    """The units (dicts with unit, enabled, state) whose systemd state differs from the wanted one."""
+    """The units (dicts with unit, enabled, state, optional) whose systemd state differs from the wanted one."""
     if not isinstance(units, list):
         raise AnsibleFilterError('systemd_units_to_change expects a list of unit dicts, got %s' % type(units).__name__)
     current = parse_systemctl_show(systemctl_show_output)
