@@ -18,8 +18,12 @@ case ${target} in
         elif [[ $(podman container inspect --format '{{.State.Running}}' "${NAME}") != true ]]; then
             podman start "${NAME}" >/dev/null
         fi
-        # apt fails while systemd is still mounting /tmp: wait for the boot to finish.
-        podman exec "${NAME}" systemctl is-system-running --wait >/dev/null || true
+        # apt fails while systemd is still mounting /tmp: wait for the boot to finish (right after
+        # the start systemd may not even have its bus socket yet, hence the loop).
+        for ((i = 0; i < 120; i++)); do
+            [[ $(podman exec "${NAME}" systemctl is-system-running --wait 2>/dev/null) =~ running|degraded ]] && break
+            sleep 0.5
+        done
         inventory=${top}/playbooks/inventory/demo_container.yml
         ;;
     localhost)

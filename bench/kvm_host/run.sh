@@ -16,7 +16,10 @@ image=$("${top}/scripts/build-image.sh" bookworm | tail -n 1)
 podman rm --force "${NAME}" >/dev/null 2>&1 || true
 podman run --detach --name "${NAME}" --systemd=always "${image}" /sbin/init >/dev/null
 trap 'podman rm --force "${NAME}" >/dev/null 2>&1 || true' EXIT
-podman exec "${NAME}" systemctl is-system-running --wait >/dev/null || true
+for ((i = 0; i < 120; i++)); do
+    [[ $(podman exec "${NAME}" systemctl is-system-running --wait 2>/dev/null) =~ running|degraded ]] && break
+    sleep 0.5
+done
 
 # First runs install the packages and converge; they are not measured.
 "${playbook[@]}" "${top}/bench/kvm_host/role.yml" >/dev/null

@@ -1,0 +1,97 @@
+"""Bad input and refused configurations: the role fails naming the cause and the host stays as it was.
+
+Each test applies the role again (ansible-playbook) to the host testinfra checks, so the same tests
+run on the systemd containers (kvm_host scenario) and on this machine (localhost scenario).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parents[3]
+MANAGED_FILES = [
+    "/etc/libvirt/libvirtd.conf",
+    "/etc/systemd/system/libvirtd.socket.d/virtops.conf",
+    "/etc/systemd/system/libvirtd-ro.socket.d/virtops.conf",
+    "/etc/systemd/system/libvirtd-admin.socket.d/virtops.conf",
+    "/etc/udev/rules.d/65-virtops-kvm.rules",
+]
+
+
+def apply_role(host, **role_vars):
+    """Run playbooks/kvm_hosts.yml against the testinfra host; return (rc, output)."""
+    if host.backend.NAME == "podman":
+        target = ["-i", host.backend.name + ",", "-e", "ansible_connection=containers.podman.podman"]
+    else:
+        target = ["-i", "localhost,", "-e", "ansible_connection=local"]
+    extra = {
+        "target_hosts": "all",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "kvm_host_allow_emulation": True,
+        "kvm_host_users": ["virtops-member"],
+    }
+    extra.update(role_vars)
+    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
+    result = subprocess.run(
+        [playbook, *target, "-e", json.dumps(extra), str(TOP / "playbooks" / "kvm_hosts.yml")],
+        capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def managed_files(host):
+    return {path: (host.file(path).sha256sum, host.file(path).mtime) for path in MANAGED_FILES if host.file(path).exists}
+
+
+def recap_changed(output):
+    recap = output.split("PLAY RECAP", 1)[1]
+    return int(recap.split("changed=", 1)[1].split()[0])
+
+
+@pytest.mark.parametrize("role_vars,named", [
+    ({"kvm_host_libvirtd_unix_sock_rw_perms": "999"}, "kvm_host_libvirtd_unix_sock_rw_perms"),
+    ({"kvm_host_libvirtd_auth_unix_rw": "bogus"}, "kvm_host_libvirtd_auth_unix_rw"),
+    ({"kvm_host_libvirtd_listen_tcp": True, "kvm_host_libvirtd_listen_addr": "0.0.0.0", "kvm_host_libvirtd_auth_tcp": "none"},
+     "kvm_host_libvirtd_listen_tcp"),
+    ({"kvm_host_libvirtd_listen_addr": "300.1.2.3"}, "kvm_host_libvirtd_listen_addr"),
+    ({"kvm_host_libvirtd_tcp_port": "70000"}, "kvm_host_libvirtd_tcp_port"),
+    ({"kvm_host_libvirtd_extra": {"unix_sock_group": "wheel"}}, "kvm_host_libvirtd_unix_sock_group"),
+    ({"kvm_host_users": ["no-such-user"]}, "no-such-user"),
+], ids=["perms-999", "unknown-auth", "tcp-0.0.0.0-no-tls", "bad-address", "bad-port", "extra-shadows-key", "unknown-user"])
+def test_bad_variables_fail_before_anything_changes(host, role_vars, named):
+    before = managed_files(host)
+    rc, output = apply_role(host, **role_vars)
+    assert rc != 0
+    assert named in output
+    assert "changed=0" in output.split("PLAY RECAP", 1)[1]
+    assert managed_files(host) == before
+
+
+def test_refused_configuration_is_rolled_back(host):
+    before = managed_files(host)
+    rc, output = apply_role(host, kvm_host_libvirtd_extra={"max_clients": "many"})
+    assert rc != 0
+    assert "libvirtd refused the new /etc/libvirt/libvirtd.conf" in output
+    assert "max_clients" in output  # libvirtd's own error
+    assert "previous file was restored" in output
+    assert host.file("/etc/libvirt/libvirtd.conf").sha256sum == before["/etc/libvirt/libvirtd.conf"][0]
+    assert "max_clients" not in host.file("/etc/libvirt/libvirtd.conf").content_string
+    assert host.run("virsh -c qemu:///system list --all").rc == 0
+
+
+def test_course_settings_only_when_asked_then_back_to_secure(host):
+    rc, output = apply_role(host, kvm_host_libvirtd_unix_sock_rw_perms="0777", kvm_host_libvirtd_allow_insecure=True)
+    assert rc == 0, output
+    assert "[WARNING]: kvm_host_libvirtd_allow_insecure is true" in output
+    assert host.file("/run/libvirt/libvirt-sock").mode == 0o777
+    assert host.run("runuser -u virtops-outsider -- virsh -c qemu:///system list --all").rc == 0
+
+    rc, output = apply_role(host)
+    assert rc == 0, output
+    assert host.file("/run/libvirt/libvirt-sock").mode == 0o770
+    rc, output = apply_role(host)
+    assert rc == 0 and recap_changed(output) == 0, output
