@@ -24,9 +24,10 @@ bootstrap:
 collection: bootstrap
 	@scripts/install-collection.sh
 
+# debootstrap waits on the network most of the time: build both releases at once.
 images: bootstrap
-	@scripts/build-image.sh bookworm >/dev/null
-	@scripts/build-image.sh trixie >/dev/null
+	@scripts/build-image.sh bookworm >/dev/null & pid=$$!; \
+	scripts/build-image.sh trixie >/dev/null || exit 1; wait $$pid
 
 sanity: collection
 	@scripts/sanity.sh

@@ -10,5 +10,10 @@ dist="${top}/.build/dist"
 mkdir -p "${dist}"
 tarball=$("${BIN}/ansible-galaxy" collection build --force --output-path "${dist}" "${top}" | sed -n 's/^Created collection for .* at //p')
 [[ -f ${tarball} ]] || { echo "install-collection: build produced no tarball" >&2; exit 1; }
+# Only meta/, plugins/, roles/, playbooks/ and the top-level files may ship.
+if tar -tzf "${tarball}" | grep -E '^(docs|molecule|tests|bench|scripts|\.venv|\.build)/' >&2; then
+    echo "install-collection: the tarball ships development files (see galaxy.yml build_ignore)" >&2
+    exit 1
+fi
 "${BIN}/ansible-galaxy" collection install --force --offline -p "${top}/.build/collections" "${tarball}" >/dev/null
 echo "collection: installed $(basename "${tarball}") into .build/collections"

@@ -1,4 +1,5 @@
-"""Bad input and refused configurations: the role fails naming the cause and the host stays as it was.
+"""Reruns of the role: bad input and refused configurations fail naming the cause and leave the host as it
+was; check and diff mode report exactly what a real run does.
 
 Each test applies the role again (ansible-playbook) to the host testinfra checks, so the same tests
 run on the systemd containers (kvm_host scenario) and on this machine (localhost scenario).
@@ -22,8 +23,16 @@ MANAGED_FILES = [
 ]
 
 
-def apply_role(host, **role_vars):
-    """Run playbooks/kvm_hosts.yml against the testinfra host; return (rc, output)."""
+@pytest.fixture(autouse=True)
+def once_per_service_manager(host):
+    # Each test here reruns the whole role: run them on one systemd host (Debian 12) and on this
+    # machine without systemd; Debian 13 gets the state checks of test_kvm_host.py.
+    if host.backend.NAME == "podman" and host.backend.name != "virtops-kvm-debian12":
+        pytest.skip("rerun tests run on virtops-kvm-debian12 and localhost")
+
+
+def apply_role(host, _check=False, **role_vars):
+    """Run playbooks/kvm_hosts.yml against the testinfra host (with --check --diff if asked); return (rc, output)."""
     if host.backend.NAME == "podman":
         target = ["-i", host.backend.name + ",", "-e", "ansible_connection=containers.podman.podman"]
     else:
@@ -37,7 +46,8 @@ def apply_role(host, **role_vars):
     extra.update(role_vars)
     playbook = str(Path(sys.executable).with_name("ansible-playbook"))
     result = subprocess.run(
-        [playbook, *target, "-e", json.dumps(extra), str(TOP / "playbooks" / "kvm_hosts.yml")],
+        [playbook, *target, *(["--check", "--diff"] if _check else []), "-e", json.dumps(extra),
+         str(TOP / "playbooks" / "kvm_hosts.yml")],
         capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), check=False,
     )
     return result.returncode, result.stdout + result.stderr
@@ -95,3 +105,26 @@ def test_course_settings_only_when_asked_then_back_to_secure(host):
     assert host.file("/run/libvirt/libvirt-sock").mode == 0o770
     rc, output = apply_role(host)
     assert rc == 0 and recap_changed(output) == 0, output
+
+
+def test_check_and_diff_mode_are_exact(host):
+    conf = "/etc/libvirt/libvirtd.conf"
+    before = managed_files(host)
+
+    rc, output = apply_role(host, kvm_host_libvirtd_log_level=2, _check=True)
+    assert rc == 0, output
+    assert recap_changed(output) > 0
+    assert "+log_level = 2" in output  # the diff
+    assert managed_files(host) == before
+
+    rc, output = apply_role(host, kvm_host_libvirtd_log_level=2)
+    assert rc == 0 and recap_changed(output) > 0, output
+    assert "log_level = 2" in host.file(conf).content_string
+
+    for check in (True, False):
+        rc, output = apply_role(host, kvm_host_libvirtd_log_level=2, _check=check)
+        assert rc == 0 and recap_changed(output) == 0, output
+
+    rc, output = apply_role(host)
+    assert rc == 0, output
+    assert host.file(conf).sha256sum == before[conf][0]
