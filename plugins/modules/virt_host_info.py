@@ -15,6 +15,9 @@ description:
     C(/proc/cmdline), C(/dev/kvm) and C(/dev/vboxdrv) on the target and reports the CPU, its hardware virtualization
     flags (C(vmx)/C(svm)), whether C(/dev/kvm) exists and can be opened by the connecting user, the loaded KVM modules
     with their C(nested) parameter, IOMMU state and VirtualBox's kernel driver.
+  - Also reports the operating system from C(/etc/os-release) (or C(/usr/lib/os-release)) with Ansible-style family and
+    distribution names, the package manager and the service manager, so roles need not gather facts
+    with M(ansible.builtin.setup).
   - Turns those facts into a RV(virt_host.verdict) (V(kvm), V(emulation) or V(none)) and a reason that says what to do.
   - V(emulation) means guests run under QEMU TCG (libvirt C(<domain type='qemu'>)), roughly 10-50 times slower than KVM.
   - A host can have C(/dev/kvm) and still need V(emulation), for example a VM with paravirtual KVM (C(kvm_pvm)) whose
@@ -261,15 +264,84 @@ virt_host:
       sample: >-
         CPU has vmx; vboxdrv is not loaded or /dev/vboxdrv is missing: install VirtualBox with its kernel modules
         (virtualbox-dkms) and run `modprobe vboxdrv` before starting VMs
+    os:
+      description:
+        - The operating system, from C(/etc/os-release) or, when that is missing, C(/usr/lib/os-release).
+        - The os-release fields are empty (empty string or list) when neither file exists.
+      returned: always
+      type: dict
+      contains:
+        id:
+          description: C(ID) from os-release, lower case.
+          returned: always
+          type: str
+          sample: debian
+        id_like:
+          description: The words of C(ID_LIKE) from os-release; empty when it has none (Debian, Fedora).
+          returned: always
+          type: list
+          elements: str
+          sample: [rhel, centos, fedora]
+        version_id:
+          description: C(VERSION_ID) from os-release; empty on rolling releases such as Debian sid and Arch Linux.
+          returned: always
+          type: str
+          sample: "12"
+        version_codename:
+          description: C(VERSION_CODENAME) (or C(UBUNTU_CODENAME)) from os-release; empty when it has none (Rocky, RHEL).
+          returned: always
+          type: str
+          sample: bookworm
+        pretty_name:
+          description: C(PRETTY_NAME) from os-release.
+          returned: always
+          type: str
+          sample: Debian GNU/Linux 12 (bookworm)
+        family:
+          description:
+            - OS family as Ansible's C(ansible_os_family) names it, from C(ID), then C(ID_LIKE).
+            - V(Debian) for debian and ubuntu and their derivatives, V(RedHat) for rhel, centos and fedora
+              (Fedora included) and their rebuilds, V(Suse) for (open)SUSE, V(Archlinux) for arch.
+            - Otherwise C(ID) capitalized (V(Alpine)); empty when there is no os-release.
+          returned: always
+          type: str
+          sample: Debian
+        distribution:
+          description:
+            - Distribution as Ansible's C(ansible_distribution) names it; V(RedHat) for C(ID=rhel).
+            - C(ID) capitalized for distributions without a special name; empty when there is no os-release.
+          returned: always
+          type: str
+          sample: Debian
+        package_manager:
+          description:
+            - The first package manager whose binary exists, checked in this order.
+            - V(apt) (C(/usr/bin/apt-get)), V(dnf5) (C(/usr/bin/dnf5)), V(dnf) (C(/usr/bin/dnf)), V(zypper),
+              V(pacman), V(apk) (C(/sbin/apk)), else V(unknown).
+          returned: always
+          type: str
+          choices: [apt, dnf5, dnf, zypper, pacman, apk, unknown]
+          sample: apt
+        service_manager:
+          description:
+            - V(systemd) when C(/run/systemd/system) is a directory, the check systemd's own C(sd_booted) function makes.
+            - Otherwise the command name of PID 1 (C(/proc/1/comm)), for example V(init) or V(tini) in a container;
+              V(unknown) when that cannot be read.
+          returned: always
+          type: str
+          sample: systemd
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.virtops.hypervisor.plugins.module_utils._cpu import gather
+from ansible_collections.virtops.hypervisor.plugins.module_utils._os_release import gather_os
 
 
 def main():
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    module.exit_json(changed=False, virt_host=gather())
+    virt_host = gather()
+    virt_host['os'] = gather_os()
+    module.exit_json(changed=False, virt_host=virt_host)
 
 
 if __name__ == '__main__':

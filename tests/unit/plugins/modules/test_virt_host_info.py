@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.virtops.hypervisor.plugins.module_utils import _cpu
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _cpu, _os_release
 from ansible_collections.virtops.hypervisor.plugins.modules import virt_host_info
 
 BIN = Path(sys.executable).parent
@@ -82,6 +82,7 @@ def test_documented_fields_on_a_kvm_host(fake_host):
     root = fake_host('intel_i5-7200u_vmx.txt', modules='kvm_intel 380928 0 - Live 0x0\nkvm 1142784 1 kvm_intel, Live 0x0\n',
                      sys_modules={'kvm_intel': 'Y'}, iommu_groups=2)
     host = _cpu.gather(root, machine='x86_64', system='Linux')
+    host['os'] = _os_release.gather_os(root)  # as main() does
     assert host['verdict'] == 'kvm'
     assert doc_mismatches(RETURN_SPEC, {'virt_host': host}) == []
 
