@@ -128,3 +128,12 @@ def test_check_and_diff_mode_are_exact(host):
     rc, output = apply_role(host)
     assert rc == 0, output
     assert host.file(conf).sha256sum == before[conf][0]
+
+
+def test_rerun_after_libvirtd_idle_exit_changes_nothing(host):
+    if host.backend.NAME != "podman":
+        pytest.skip("socket activation (and libvirtd's idle exit) is a systemd matter")
+    # Debian's libvirtd.service runs with --timeout 120: stopping it is what the idle exit does.
+    host.run_expect([0], "systemctl stop libvirtd.service")
+    rc, output = apply_role(host)
+    assert rc == 0 and recap_changed(output) == 0, output
