@@ -100,49 +100,28 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Read URIs from the host apt sources (deb822 *.sources and one-line *.list).
-host_main_uri() {
-    local f
+# The first URI in the host's apt sources (deb822 *.sources, then one-line *.list) whose suite is
+# a -security suite (host_uri security) or not (host_uri main).
+host_uri() {
+    local want_security=0 f
+    [[ $1 == security ]] && want_security=1
     for f in /etc/apt/sources.list.d/*.sources; do
         [[ -f ${f} ]] || continue
-        awk 'BEGIN { RS = ""; FS = "\n" }
+        awk -v want="${want_security}" 'BEGIN { RS = ""; FS = "\n" }
             {
-                uri = ""; ok = 0
+                uri = ""; sec = 0; suites = 0
                 for (i = 1; i <= NF; i++) {
                     if ($i ~ /^URIs:/) { split($i, w, /[ \t]+/); uri = w[2] }
-                    if ($i ~ /^Suites:/ && $i !~ /-security/) { ok = 1 }
+                    if ($i ~ /^Suites:/) { suites = 1; if ($i ~ /-security/) sec = 1 }
                 }
-                if (ok && uri != "") { print uri; exit }
+                if (suites && sec == want && uri != "") { print uri; exit }
             }' "${f}"
     done
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
         [[ -f ${f} ]] || continue
-        awk '$1 == "deb" {
+        awk -v want="${want_security}" '$1 == "deb" {
                 i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                if ($(i + 1) !~ /-security$/) { print $i; exit }
-            }' "${f}"
-    done
-}
-host_security_uri() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f ${f} ]] || continue
-        # deb822: first URI of a stanza whose Suites contain "*-security"
-        awk 'BEGIN { RS = ""; FS = "\n" }
-            {
-                uri = ""; sec = 0
-                for (i = 1; i <= NF; i++) {
-                    if ($i ~ /^URIs:/) { split($i, w, /[ \t]+/); uri = w[2] }
-                    if ($i ~ /^Suites:/ && $i ~ /-security/) { sec = 1 }
-                }
-                if (sec && uri != "") { print uri; exit }
-            }' "${f}"
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f ${f} ]] || continue
-        awk '$1 == "deb" {
-                i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-                if ($(i + 1) ~ /-security$/) { print $i; exit }
+                if (($(i + 1) ~ /-security$/) == want) { print $i; exit }
             }' "${f}"
     done
 }
@@ -154,7 +133,7 @@ include=$(IFS=,; printf '%s' "${INCLUDE[*]}")
 # argument; without DEBIAN_MIRROR it is then read from the host's apt sources.
 extra=()
 if [[ ${script} != "${release}" ]]; then
-    mapfile -t uris < <(host_main_uri)
+    mapfile -t uris < <(host_uri main)
     extra=("${DEBIAN_MIRROR:-${uris[0]:-}}" "/usr/share/debootstrap/scripts/${script}")
     [[ -n ${extra[0]} ]] || die "no mirror found in the host's apt sources; set DEBIAN_MIRROR"
 elif [[ -n ${DEBIAN_MIRROR:-} ]]; then
@@ -179,7 +158,7 @@ mirror=$(awk '$1 == "deb" { print $2; exit }' "${rootfs}/etc/apt/sources.list")
     printf 'deb %s %s main\n' "${mirror}" "${release}"
     if [[ ${release} != sid ]]; then
         printf 'deb %s %s-updates main\n' "${mirror}" "${release}"
-        mapfile -t uris < <(host_security_uri)
+        mapfile -t uris < <(host_uri security)
         if [[ -n ${uris[0]:-} ]]; then
             printf 'deb %s %s-security main\n' "${uris[0]}" "${release}"
         else

@@ -19,6 +19,8 @@ import platform
 import pwd
 import stat
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._host_files import read_text
+
 X86_MACHINES = ('x86_64', 'amd64', 'i386', 'i686')
 
 # /proc/cpuinfo "CPU implementer" codes on ARM (as listed by util-linux lscpu).
@@ -224,14 +226,6 @@ def virtualbox_verdict(facts):
     return True, reason
 
 
-def _read(path):
-    try:
-        with open(path, encoding='utf-8', errors='replace') as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def probe_device(path):
     """stat and try to open a device node read-write, as QEMU does with /dev/kvm."""
     info = {'path': path, 'present': False, 'openable': False, 'error': None, 'errno': None,
@@ -278,24 +272,24 @@ def _kvm_modules(root):
     /proc/modules lists loadable modules only; built-in ones (and kernels without module support,
     where /proc/modules does not exist) show up only under /sys/module, so read both.
     """
-    proc = _read(os.path.join(root, 'proc/modules'))
+    proc = read_text(os.path.join(root, 'proc/modules'))
     loaded = parse_modules(proc) if proc is not None else []
     names = [n for n in loaded if n.startswith('kvm')]
     names += [n for n in _listdir(os.path.join(root, 'sys/module')) if n.startswith('kvm') and n not in names]
     return loaded, [{
         'name': name,
         'builtin': name not in loaded,
-        'nested': parse_nested(_read(os.path.join(root, 'sys/module', name, 'parameters/nested'))),
+        'nested': parse_nested(read_text(os.path.join(root, 'sys/module', name, 'parameters/nested'))),
     } for name in names]
 
 
 def gather(root='/', machine=None, system=None):
     """Read the host's facts below ``root`` and return the ``virt_host`` dict, verdicts included."""
-    cpuinfo = _read(os.path.join(root, 'proc/cpuinfo'))
+    cpuinfo = read_text(os.path.join(root, 'proc/cpuinfo'))
     cpu = parse_cpuinfo(cpuinfo or '')
     loaded, kvm_modules = _kvm_modules(root)
     iommu_groups = _listdir(os.path.join(root, 'sys/kernel/iommu_groups'))
-    cmdline = _read(os.path.join(root, 'proc/cmdline')) or ''
+    cmdline = read_text(os.path.join(root, 'proc/cmdline')) or ''
     facts = {
         'system': system if system is not None else platform.system(),
         'architecture': machine if machine is not None else platform.machine(),

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._host_files import read_text
+
 # Where os-release(5) says to look, in order.
 OS_RELEASE_PATHS = ('etc/os-release', 'usr/lib/os-release')
 
@@ -101,18 +103,10 @@ def distribution(info):
     return DISTRIBUTIONS.get(os_id, os_id.capitalize())
 
 
-def _read(path):
-    try:
-        with open(path, encoding='utf-8', errors='replace') as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def read_os_release(root='/'):
     """Parsed /etc/os-release below ``root``, else /usr/lib/os-release; an empty dict when neither can be read."""
     for name in OS_RELEASE_PATHS:
-        text = _read(os.path.join(root, name))
+        text = read_text(os.path.join(root, name))
         if text is not None:
             return parse_os_release(text)
     return {}
@@ -130,7 +124,7 @@ def service_manager(root='/'):
     """``systemd`` when it was booted with (sd_booted(): /run/systemd/system is a directory), else PID 1's name."""
     if os.path.isdir(os.path.join(root, 'run/systemd/system')):
         return 'systemd'
-    comm = (_read(os.path.join(root, 'proc/1/comm')) or '').strip()
+    comm = (read_text(os.path.join(root, 'proc/1/comm')) or '').strip()
     return comm or 'unknown'
 
 
