@@ -44,8 +44,6 @@ def write_file(module, spec, diffs):
     b_path = to_bytes(path, errors='surrogate_or_strict')
     wanted = to_bytes(spec['content'], errors='surrogate_or_strict')
     exists = os.path.lexists(b_path)
-    if exists and not os.path.isfile(b_path):
-        module.fail_json(msg='%s exists and is not a regular file; remove it or choose another path' % path)
     before = _read(b_path) if exists else None
     result = {'path': path, 'changed': before != wanted, 'created': not exists}
 
@@ -84,8 +82,6 @@ def write_file(module, spec, diffs):
 def set_attributes(module, spec, diffs):
     """Set owner/group/mode of an existing path (a device node, a directory...); return its result."""
     path = spec['path']
-    if not os.path.lexists(to_bytes(path, errors='surrogate_or_strict')):
-        module.fail_json(msg='%s does not exist, so its owner, group and mode cannot be set' % path)
     attr_diff = {'before': {'path': path}, 'after': {'path': path}}
     changed = module.set_fs_attributes_if_different(_file_args(spec), False, diff=attr_diff)
     if changed:
@@ -104,6 +100,14 @@ def converge(module):
     duplicates = sorted(set(path for path in paths if paths.count(path) > 1))
     if duplicates:
         module.fail_json(msg='paths given more than once: %s' % ', '.join(duplicates))
+    # Every check that can fail comes before the first write.
+    for spec in files:
+        b_path = to_bytes(spec['path'], errors='surrogate_or_strict')
+        if os.path.lexists(b_path) and not os.path.isfile(b_path):
+            module.fail_json(msg='%s exists and is not a regular file; remove it or choose another path' % spec['path'])
+    for spec in attributes:
+        if not os.path.lexists(to_bytes(spec['path'], errors='surrogate_or_strict')):
+            module.fail_json(msg='%s does not exist, so its owner, group and mode cannot be set' % spec['path'])
 
     diffs = []
     file_results = [write_file(module, spec, diffs) for spec in files]

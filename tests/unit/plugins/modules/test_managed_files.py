@@ -105,8 +105,16 @@ def test_attributes_of_existing_path(run_module, tmp_path):
     assert run_module(args)['changed'] is False
 
 
+def test_missing_attribute_path_fails_before_any_file_is_written(run_module, tmp_path):
+    conf = tmp_path / 'app.conf'
+    result = run_module({'files': [{'path': str(conf), 'content': 'x'}],
+                         'attributes': [{'path': str(tmp_path / 'no-such-node'), 'mode': '0660'}]})
+    assert result.get('failed') is True
+    assert 'no-such-node does not exist' in result['msg']
+    assert not conf.exists()
+
+
 @pytest.mark.parametrize('args,message', [
-    ({'attributes': [{'path': '/nonexistent/virtops-node', 'mode': '0660'}]}, '/nonexistent/virtops-node does not exist'),
     ({'files': [{'path': 'relative.conf', 'content': ''}]}, "path 'relative.conf' is not absolute"),
     ({'files': [{'path': '/tmp/virtops-dup.conf', 'content': ''}, {'path': '/tmp/virtops-dup.conf', 'content': 'x'}]},
      'paths given more than once: /tmp/virtops-dup.conf'),
@@ -120,7 +128,8 @@ def test_bad_input_fails_clearly(run_module, args, message):
 def test_directory_in_the_way_fails_and_changes_nothing(run_module, tmp_path):
     (tmp_path / 'app.conf').mkdir()
     other = tmp_path / 'other.conf'
-    result = run_module({'files': [{'path': str(tmp_path / 'app.conf'), 'content': 'x'}]})
+    result = run_module({'files': [{'path': str(other), 'content': 'written first?'},
+                                   {'path': str(tmp_path / 'app.conf'), 'content': 'x'}]})
     assert result.get('failed') is True
     assert 'exists and is not a regular file' in result['msg']
     assert not other.exists()
