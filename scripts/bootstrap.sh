@@ -9,22 +9,15 @@ readonly top
 readonly VENV="${top}/.venv"
 readonly PACKAGES=(python3 python3-venv python3-dev gcc make rsync git shellcheck pkg-config libvirt-dev)
 
+# shellcheck source=scripts/lib.sh
+source "${top}/scripts/lib.sh"
+
 step() { printf 'bootstrap: %s\n' "$*"; }
 die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
 
 [[ ${EUID} -eq 0 ]] || die "run as root (apt-get and podman need it)"
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "${pkg}" 2>/dev/null || true)
-    [[ ${status} == ii* ]] || missing+=("${pkg}")
-done
-if ((${#missing[@]} > 0)); then
-    step "apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_packages bootstrap "${PACKAGES[@]}"
 
 "${top}/scripts/podman-setup.sh"
 

@@ -11,30 +11,16 @@ set -euo pipefail
 readonly PACKAGES=(podman runc uidmap slirp4netns fuse-overlayfs debootstrap)
 readonly CONF=/etc/containers/containers.conf
 
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
 step() { printf '%s\n' "podman-setup: $*"; }
 die() { printf '%s\n' "podman-setup: ERROR: $*" >&2; exit 1; }
 
 [[ ${EUID} -eq 0 ]] || die "must run as root"
 
 # 1. apt packages (apt-get only when something is missing)
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Abbrev}' "${pkg}" 2>/dev/null || true)
-    [[ ${status} == ii* ]] || missing+=("${pkg}")
-done
-if ((${#missing[@]} == 0)); then
-    step "packages: ok (${PACKAGES[*]})"
-else
-    log=$(mktemp)
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"${log}" 2>&1; then
-        tail -n 30 "${log}" >&2
-        rm -f "${log}"
-        die "apt-get install ${missing[*]} failed"
-    fi
-    rm -f "${log}"
-    step "packages: installed ${missing[*]}"
-fi
+ensure_packages podman-setup "${PACKAGES[@]}"
 
 # 2. /etc/containers/containers.conf (rewritten only when the content differs)
 desired=$(

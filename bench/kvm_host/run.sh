@@ -31,7 +31,7 @@ seconds() {
     recap=$("${playbook[@]}" "$1" | grep -E "^${NAME} +:")
     end=$(date +%s.%N)
     [[ ${recap} == *" changed=0 "* ]] || { echo "not a no-op rerun: ${recap}" >&2; exit 1; }
-    echo "${end} - ${start}" | bc
+    awk -v start="${start}" -v end="${end}" 'BEGIN { printf "%.3f\n", end - start }'
 }
 
 role_times=() minimal_times=()
@@ -43,4 +43,4 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 role=$(median "${role_times[@]}")
 minimal=$(median "${minimal_times[@]}")
 printf 'kvm_host no-op rerun (median of %d): role %.2f s, minimal playbook %.2f s, ratio %.2f\n' \
-    "${runs}" "${role}" "${minimal}" "$(echo "${role} / ${minimal}" | bc -l)"
+    "${runs}" "${role}" "${minimal}" "$(awk -v a="${role}" -v b="${minimal}" 'BEGIN { print a / b }')"
