@@ -1,0 +1,356 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.hypervisor contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: libvirt_domain
+short_description: Define libvirt domains (VMs) and bring them to a run state, one or hundreds per call
+version_added: 0.1.0
+description:
+  - Converges a libvirt domain's definition, autostart flag and run state. The definition is given either
+    as structured options for the common case (memory, vCPUs, disks, interfaces...) or as a full O(xml)
+    document.
+  - B(Structured options) patch the definition libvirt holds: settings the options do not name stay as
+    they are, so a domain made elsewhere can be managed one setting at a time. Lists (O(disks),
+    O(interfaces)) are complete: a disk or interface not in the list is removed.
+  - B(Full XML) is compared with the inactive definition as libvirt normalized it. Each element and
+    attribute of the XML must be in the definition (sizes in any unit, machine aliases such as V(pc) or
+    V(q35) are compared as libvirt resolves them); what libvirt adds by itself (UUID, MAC and PCI
+    addresses, controllers, memballoon, input, video, audio and console devices) is not a difference.
+    A device of another kind that the XML leaves out is removed; so are C(<title>) and C(<description>).
+  - The existing UUID and the MAC addresses of existing interfaces are kept in both forms, so a rerun
+    never renumbers a guest's network identity. An interface is paired with an existing one by MAC, then
+    by network or bridge, then by position.
+  - Nothing is redefined unless a setting differs; check mode reports exactly what a real run would do.
+    In diff mode the inactive XML (graphics passwords masked), run state and autostart are shown before
+    and after. A changed definition of a running domain takes effect at its next boot; the module returns
+    RV(restart_required) and restarts the guest only with O(apply=restart).
+  - With O(domains), many domains converge in one call over one connection. Every item is validated before
+    the first change; graceful shutdowns are requested for all items first and then awaited together.
+author:
+  - virtops maintainers (@virtops)
+extends_documentation_fragment:
+  - virtops.hypervisor.attributes
+  - virtops.hypervisor.attributes.check_mode_full
+  - virtops.hypervisor.attributes.diff_mode_full
+  - virtops.hypervisor.attributes.platform_linux
+  - virtops.hypervisor.libvirt_domain
+options:
+  uri:
+    description:
+      - libvirt connection URI. The user running the module must be allowed to use it read-write (root, or a
+        member of the group of libvirt's socket).
+    type: str
+    default: qemu:///system
+  domains:
+    description:
+      - Several domains at once. Each item takes the options of a single domain (O(name) or O(xml), the
+        structured options, O(state), O(autostart), O(shutdown_timeout), O(force), O(apply),
+        O(remove_storage)).
+      - O(state), O(autostart), O(shutdown_timeout), O(force), O(apply) and O(remove_storage) given at the top
+        level are the defaults for items that do not set them.
+      - Mutually exclusive with O(name), O(xml) and the structured options at the top level.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: See O(name).
+        type: str
+      xml:
+        description: See O(xml).
+        type: str
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, running, paused, shutdown, destroyed, saved, absent]
+      autostart:
+        description: See O(autostart).
+        type: bool
+      shutdown_timeout:
+        description: See O(shutdown_timeout).
+        type: int
+      force:
+        description: See O(force).
+        type: bool
+      apply:
+        description: See O(apply).
+        type: str
+        choices: [next_boot, restart]
+      remove_storage:
+        description: See O(remove_storage).
+        type: bool
+      domain_type:
+        description: See O(domain_type).
+        type: str
+      memory:
+        description: See O(memory).
+        type: int
+      vcpus:
+        description: See O(vcpus).
+        type: int
+      machine:
+        description: See O(machine).
+        type: str
+      cpu:
+        description: See O(cpu).
+        type: dict
+        suboptions:
+          mode:
+            description: See O(cpu.mode).
+            type: str
+            choices: [custom, host-model, host-passthrough, maximum]
+            default: custom
+          model:
+            description: See O(cpu.model).
+            type: str
+      boot:
+        description: See O(boot).
+        type: dict
+        suboptions:
+          devices:
+            description: See O(boot.devices).
+            type: list
+            elements: str
+            choices: [hd, cdrom, network, fd]
+          kernel:
+            description: See O(boot.kernel).
+            type: str
+          initrd:
+            description: See O(boot.initrd).
+            type: str
+          cmdline:
+            description: See O(boot.cmdline).
+            type: str
+      disks:
+        description: See O(disks).
+        type: list
+        elements: dict
+        suboptions:
+          path:
+            description: See O(disks[].path).
+            type: str
+          volume:
+            description: See O(disks[].volume).
+            type: dict
+            suboptions:
+              pool:
+                description: See O(disks[].volume.pool).
+                type: str
+                required: true
+              name:
+                description: See O(disks[].volume.name).
+                type: str
+                required: true
+          device:
+            description: See O(disks[].device).
+            type: str
+            choices: [disk, cdrom]
+            default: disk
+          bus:
+            description: See O(disks[].bus).
+            type: str
+            choices: [virtio, sata, scsi, ide, usb]
+          format:
+            description: See O(disks[].format).
+            type: str
+          target:
+            description: See O(disks[].target).
+            type: str
+          readonly:
+            description: See O(disks[].readonly).
+            type: bool
+            default: false
+      interfaces:
+        description: See O(interfaces).
+        type: list
+        elements: dict
+        suboptions:
+          type:
+            description: See O(interfaces[].type).
+            type: str
+            choices: [network, bridge, user]
+          network:
+            description: See O(interfaces[].network).
+            type: str
+          bridge:
+            description: See O(interfaces[].bridge).
+            type: str
+          model:
+            description: See O(interfaces[].model).
+            type: str
+            default: virtio
+          mac:
+            description: See O(interfaces[].mac).
+            type: str
+      serial_console:
+        description: See O(serial_console).
+        type: bool
+      serial_log:
+        description: See O(serial_log).
+        type: path
+      graphics:
+        description: See O(graphics).
+        type: dict
+        suboptions:
+          type:
+            description: See O(graphics.type).
+            type: str
+            choices: [none, vnc, spice]
+            required: true
+          listen:
+            description: See O(graphics.listen).
+            type: str
+          port:
+            description: See O(graphics.port).
+            type: int
+          password:
+            description: See O(graphics.password).
+            type: str
+requirements:
+  - libvirt-python (C(python3-libvirt) on Debian, Ubuntu, EL and Fedora) on the host the module runs on.
+notes:
+  - The test driver (C(test:///default)) works too; its domains live as long as the module process.
+  - Disks are not created; use M(virtops.hypervisor.qemu_image) or a storage pool for that.
+seealso:
+  - module: virtops.hypervisor.libvirt_domain_info
+  - name: libvirt domain XML format
+    description: Every element of a full O(xml).
+    link: https://libvirt.org/formatdomain.html
+"""
+
+EXAMPLES = r"""
+- name: A small guest from structured options, running
+  virtops.hypervisor.libvirt_domain:
+    name: web1
+    memory: 1024
+    vcpus: 2
+    disks:
+      - path: /var/lib/libvirt/images/web1.qcow2
+    interfaces:
+      - network: default
+    serial_console: true
+    autostart: true
+    state: running
+
+- name: Give web1 more memory, restart it now rather than at its next boot
+  virtops.hypervisor.libvirt_domain:
+    name: web1
+    memory: 2048
+    apply: restart
+    state: running
+
+- name: A guest from a full XML document
+  virtops.hypervisor.libvirt_domain:
+    xml: "{{ lookup('ansible.builtin.template', 'db1.xml.j2') }}"
+    state: present
+
+- name: Shut a guest down gracefully; power it off if it ignores ACPI for two minutes
+  virtops.hypervisor.libvirt_domain:
+    name: web1
+    state: shutdown
+    shutdown_timeout: 120
+    force: true
+
+- name: A whole host in one call, one connection
+  virtops.hypervisor.libvirt_domain:
+    state: running
+    domains: "{{ guests | map('combine', {'interfaces': [{'network': 'default'}]}) }}"
+
+- name: Remove a guest with its disks (disks other domains use are kept)
+  virtops.hypervisor.libvirt_domain:
+    name: old1
+    state: absent
+    remove_storage: true
+"""
+
+RETURN = r"""
+name:
+  description: Name of the domain (single-domain form).
+  returned: when O(domains) is not used
+  type: str
+  sample: web1
+state:
+  description: Run state after the call (predicted in check mode), or V(absent).
+  returned: when O(domains) is not used
+  type: str
+  sample: running
+actions:
+  description:
+    - What was done (or would be done in check mode), in order. V(define), V(update), V(autostart),
+      V(no_autostart), V(start), V(restore) (start from a saved state), V(resume), V(wakeup), V(pause),
+      V(shutdown), V(restart), V(destroy), V(save), V(undefine).
+  returned: when O(domains) is not used
+  type: list
+  elements: str
+  sample: [update, start]
+created:
+  description: Whether the domain was defined by this call.
+  returned: when the definition changed
+  type: bool
+  sample: false
+differences:
+  description:
+    - For an existing domain whose definition changed, what differed. For full XML, the paths in the XML
+      and what they ask for; for structured options, the names of the settings.
+  returned: when an existing definition changed
+  type: list
+  elements: str
+  sample: ["domain/memory: 2097152 KiB, not 1048576 KiB"]
+restart_required:
+  description: The domain runs with settings that differ from its definition; they apply at its next boot.
+  returned: when O(domains) is not used
+  type: bool
+  sample: true
+restart_reasons:
+  description: The settings that differ between the running guest and its definition.
+  returned: when RV(restart_required) is true
+  type: list
+  elements: str
+  sample: [memory_mib, vcpus]
+restarted:
+  description: The guest was shut down and started again to apply its definition (O(apply=restart)).
+  returned: when it happened
+  type: bool
+  sample: true
+removed_storage:
+  description: Disk sources deleted with the domain (O(remove_storage)); pairs of source kind and path.
+  returned: when O(state=absent) removed an existing domain
+  type: list
+  elements: list
+  sample: [[file, /var/lib/libvirt/images/old1.qcow2]]
+kept_storage:
+  description: Disk sources not deleted although O(remove_storage) was set, with the reason.
+  returned: when O(state=absent) removed an existing domain
+  type: list
+  elements: dict
+  sample: [{source: /var/lib/libvirt/images/base.qcow2, reason: used by another domain}]
+domains:
+  description: One result per item of O(domains), in order, with the keys above.
+  returned: when O(domains) is used
+  type: list
+  elements: dict
+  sample: [{name: web1, changed: true, state: running, actions: [start], restart_required: false}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import (
+    MODULE_OPTIONS, STRUCTURED_OPTIONS, converge_module)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=MODULE_OPTIONS,
+        mutually_exclusive=[('domains', key) for key in ('name', 'xml') + STRUCTURED_OPTIONS],
+        required_one_of=[('name', 'xml', 'domains')],
+        supports_check_mode=True,
+    )
+    converge_module(module)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.hypervisor contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: libvirt_domain_info
+short_description: List libvirt domains with their state, resources, disks and interfaces
+version_added: 0.1.0
+description:
+  - Reads every domain (or the ones named) over one connection. Settings come from the inactive definition,
+    the one the next boot uses; O(xml=true) adds that definition with graphics passwords masked.
+author:
+  - virtops maintainers (@virtops)
+extends_documentation_fragment:
+  - virtops.hypervisor.attributes
+  - virtops.hypervisor.attributes.info_module
+  - virtops.hypervisor.attributes.platform_linux
+options:
+  uri:
+    description: libvirt connection URI; read-only access is enough.
+    type: str
+    default: qemu:///system
+  name:
+    description: Only these domains. Names that do not exist are listed in RV(missing).
+    type: list
+    elements: str
+  state:
+    description: Only domains in these states.
+    type: list
+    elements: str
+    choices: [running, paused, shutoff, shutdown, crashed, pmsuspended, nostate]
+  xml:
+    description: Also return each domain's inactive XML.
+    type: bool
+    default: false
+requirements:
+  - libvirt-python (C(python3-libvirt) on Debian, Ubuntu, EL and Fedora) on the host the module runs on.
+seealso:
+  - module: virtops.hypervisor.libvirt_domain
+"""
+
+EXAMPLES = r"""
+- name: Every domain on the host
+  virtops.hypervisor.libvirt_domain_info:
+  register: vms
+
+- name: Names of the running guests
+  ansible.builtin.debug:
+    msg: "{{ vms.domains | selectattr('state', 'eq', 'running') | map(attribute='name') }}"
+
+- name: MAC addresses of two guests
+  virtops.hypervisor.libvirt_domain_info:
+    name: [web1, web2]
+  register: web
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ web.domains | map(attribute='interfaces') | flatten | map(attribute='mac') }}"
+"""
+
+RETURN = r"""
+domains:
+  description: The domains, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+      sample: web1
+    uuid:
+      description: Domain UUID.
+      type: str
+      sample: 4dea22b3-1d52-d8f3-2516-782e98ab3fa0
+    state:
+      description: Run state.
+      type: str
+      choices: [running, paused, shutoff, shutdown, crashed, pmsuspended, nostate]
+      sample: running
+    state_reason:
+      description: libvirt's numeric reason for the state (virDomain*Reason), for example 1 (booted) for running.
+      type: int
+      sample: 1
+    active:
+      description: Whether the domain runs (also when paused).
+      type: bool
+      sample: true
+    persistent:
+      description: Whether the domain has a definition (false for transient domains).
+      type: bool
+      sample: true
+    autostart:
+      description: Whether libvirt starts the domain when the host boots.
+      type: bool
+      sample: false
+    has_managed_save:
+      description: Whether a saved state exists (the next start restores it).
+      type: bool
+      sample: false
+    domain_type:
+      description: Hypervisor type, V(kvm) or V(qemu) (TCG emulation).
+      type: str
+      sample: kvm
+    memory_mib:
+      description: Maximum memory in MiB.
+      type: int
+      sample: 1024
+    current_memory_mib:
+      description: Memory at boot in MiB.
+      type: int
+      sample: 1024
+    vcpus:
+      description: Number of virtual CPUs.
+      type: int
+      sample: 2
+    arch:
+      description: Guest architecture.
+      type: str
+      sample: x86_64
+    machine:
+      description: Machine type, as libvirt resolved it.
+      type: str
+      sample: pc-q35-7.2
+    cpu_mode:
+      description: CPU mode, or null when the definition has no C(<cpu>).
+      type: str
+      sample: host-model
+    cpu_model:
+      description: CPU model for mode V(custom).
+      type: str
+      sample: qemu64
+    boot:
+      description: Boot devices in order and direct kernel boot settings.
+      type: dict
+      sample: {devices: [hd], kernel: null, initrd: null, cmdline: null}
+    disks:
+      description: Disks and CD-ROM drives.
+      type: list
+      elements: dict
+      sample: [{device: disk, type: file, source: /var/lib/libvirt/images/web1.qcow2, target: vda, bus: virtio,
+                format: qcow2, readonly: false}]
+    interfaces:
+      description: Network interfaces.
+      type: list
+      elements: dict
+      sample: [{type: network, source: default, mac: "52:54:00:6b:3c:58", model: virtio}]
+    graphics:
+      description: Graphics consoles (port -1 means chosen at start).
+      type: list
+      elements: dict
+      sample: [{type: vnc, port: -1, listen: 127.0.0.1}]
+    serial_console:
+      description: Whether the domain has a serial port.
+      type: bool
+      sample: true
+    xml:
+      description: Inactive definition, graphics passwords masked.
+      type: str
+      returned: when O(xml=true)
+missing:
+  description: Names given in O(name) that no domain has (empty when O(state) filters).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import converge_info
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, STATE_NAMES
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            'uri': dict(URI_OPTION),
+            'name': {'type': 'list', 'elements': 'str'},
+            'state': {'type': 'list', 'elements': 'str', 'choices': sorted(set(STATE_NAMES.values()))},
+            'xml': {'type': 'bool', 'default': False},
+        },
+        supports_check_mode=True,
+    )
+    converge_info(module)
+
+
+if __name__ == '__main__':
+    main()
