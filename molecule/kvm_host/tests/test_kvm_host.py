@@ -113,3 +113,23 @@ def test_daemons_run_without_systemd(host):
     for name, pidfile in (("libvirtd", "/run/libvirtd.pid"), ("virtlogd", "/run/virtlogd.pid")):
         result = host.run("start-stop-daemon --status --pidfile %s --exec /usr/sbin/%s", pidfile, name)
         assert result.rc == 0, name
+
+
+GUEST_XML = (
+    "<domain type='qemu'><name>virtops-smoke</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+    "<os><type arch='x86_64'>hvm</type></os><features><acpi/></features><devices/></domain>"
+)
+
+
+def test_a_guest_starts(host):
+    """QEMU runs a (diskless, emulated) guest: in containers that needs the kvm_host_qemu_conf settings."""
+    with host.sudo():
+        host.run("virsh -c qemu:///system destroy virtops-smoke; virsh -c qemu:///system undefine virtops-smoke")
+        host.check_output("printf '%%s' %s > /tmp/virtops-smoke.xml", GUEST_XML)
+        host.check_output("virsh -c qemu:///system define /tmp/virtops-smoke.xml")
+        started = host.run("virsh -c qemu:///system start virtops-smoke")
+        state = host.check_output("virsh -c qemu:///system domstate virtops-smoke")
+        host.run("virsh -c qemu:///system destroy virtops-smoke")
+        host.check_output("virsh -c qemu:///system undefine virtops-smoke")
+    assert started.rc == 0, started.stderr
+    assert state == "running"
