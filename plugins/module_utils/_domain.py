@@ -32,6 +32,15 @@ XML_INACTIVE = 'inactive'
 XML_LIVE = 'live'
 
 
+def _where(label):
+    """Message prefix naming the input: 'domains[3]: ' in a batch, nothing for a single domain."""
+    return '%s: ' % label if label else ''
+
+
+def _join(label, key):
+    return '%s.%s' % (label, key) if label else key
+
+
 class DomainSpec(object):
     """One domain as asked: its name, the definition (full XML or structured options) and states."""
 
@@ -44,74 +53,74 @@ class DomainSpec(object):
         given = sorted(key for key, value in self.options.items() if value is not None)
         if item.get('xml'):
             if given:
-                raise dx.DomainXMLError('%s: xml and the structured options (%s) are mutually exclusive; '
-                                        'put the settings into the XML' % (label, ', '.join(given)))
-            self.xml = dx.parse(item['xml'], '%s.xml' % label)
+                raise dx.DomainXMLError('%sxml and the structured options (%s) are mutually exclusive; '
+                                        'put the settings into the XML' % (_where(label), ', '.join(given)))
+            self.xml = dx.parse(item['xml'], _join(label, 'xml'))
             self.name = self.xml.findtext('name').strip()
             if item.get('name') and item['name'] != self.name:
-                raise dx.DomainXMLError("%s: name '%s' differs from the <name> '%s' in its xml"
-                                        % (label, item['name'], self.name))
+                raise dx.DomainXMLError("%sname '%s' differs from the <name> '%s' in its xml"
+                                        % (_where(label), item['name'], self.name))
         elif item.get('name'):
             self.name = item['name']
         else:
-            raise dx.DomainXMLError('%s: give name (and structured options) or xml' % label)
+            raise dx.DomainXMLError('%sgive name (and structured options) or xml' % _where(label))
         self.has_definition = self.xml is not None or bool(given)
         self._validate_options()
         if self.shutdown_timeout < 0:
-            raise dx.DomainXMLError('%s: shutdown_timeout must be 0 or more seconds' % label)
+            raise dx.DomainXMLError('%sshutdown_timeout must be 0 or more seconds' % _where(label))
 
     def _validate_options(self):
         opts = self.options
         for key in ('memory', 'vcpus'):
             if opts[key] is not None and opts[key] < 1:
-                raise dx.DomainXMLError('%s: %s must be at least 1, not %s' % (self.label, key, opts[key]))
+                raise dx.DomainXMLError('%s%s must be at least 1, not %s' % (_where(self.label), key, opts[key]))
         if opts['serial_log'] and not os.path.isabs(opts['serial_log']):
-            raise dx.DomainXMLError('%s: serial_log must be an absolute path' % self.label)
+            raise dx.DomainXMLError('%sserial_log must be an absolute path' % _where(self.label))
         for index, disk in enumerate(opts['disks'] or []):
-            self._validate_disk('%s.disks[%d]' % (self.label, index), disk)
+            self._validate_disk(_join(self.label, 'disks[%d]' % index), disk)
         for index, interface in enumerate(opts['interfaces'] or []):
-            self._validate_interface('%s.interfaces[%d]' % (self.label, index), interface)
+            self._validate_interface(_join(self.label, 'interfaces[%d]' % index), interface)
         for kind in ('disks', 'interfaces'):
             opts[kind] = [dict(item) for item in opts[kind]] if opts[kind] is not None else None
 
     def _validate_disk(self, label, disk):
         if disk.get('path') and disk.get('volume'):
-            raise dx.DomainXMLError('%s: path and volume are mutually exclusive' % label)
+            raise dx.DomainXMLError('%spath and volume are mutually exclusive' % _where(label))
         if disk.get('path') and not os.path.isabs(disk['path']):
-            raise dx.DomainXMLError("%s: path '%s' must be absolute" % (label, disk['path']))
+            raise dx.DomainXMLError("%spath '%s' must be absolute" % (_where(label), disk['path']))
         if disk['device'] == 'disk' and not (disk.get('path') or disk.get('volume')):
-            raise dx.DomainXMLError('%s: a disk needs path or volume (only a cdrom may be empty)' % label)
+            raise dx.DomainXMLError('%sa disk needs path or volume (only a cdrom may be empty)' % _where(label))
         if disk.get('volume') and not (disk['volume'].get('pool') and disk['volume'].get('name')):
-            raise dx.DomainXMLError('%s: volume needs pool and name' % label)
+            raise dx.DomainXMLError('%svolume needs pool and name' % _where(label))
         if not disk.get('bus'):
             disk['bus'] = 'virtio' if disk['device'] == 'disk' else 'sata'
         if disk.get('target') and not disk['target'].startswith(dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')):
-            raise dx.DomainXMLError("%s: target '%s' does not fit bus %s (use %sX)"
-                                    % (label, disk['target'], disk['bus'], dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')))
+            raise dx.DomainXMLError("%starget '%s' does not fit bus %s (use %sX)"
+                                    % (_where(label), disk['target'], disk['bus'], dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')))
         if not disk.get('format') and disk.get('path'):
             disk['format'] = 'qcow2' if disk['path'].endswith('.qcow2') else 'raw'
 
     def _validate_interface(self, label, interface):
         if interface.get('network') and interface.get('bridge'):
-            raise dx.DomainXMLError('%s: network and bridge are mutually exclusive' % label)
+            raise dx.DomainXMLError('%snetwork and bridge are mutually exclusive' % _where(label))
         kind = interface.get('type') or ('network' if interface.get('network') else
                                          'bridge' if interface.get('bridge') else None)
         if kind is None:
-            raise dx.DomainXMLError('%s: give network, bridge or type: user' % label)
+            raise dx.DomainXMLError('%sgive network, bridge or type: user' % _where(label))
         if kind in ('network', 'bridge') and not interface.get(kind):
-            raise dx.DomainXMLError('%s: type %s needs the %s option' % (label, kind, kind))
+            raise dx.DomainXMLError('%stype %s needs the %s option' % (_where(label), kind, kind))
         if kind == 'user' and (interface.get('network') or interface.get('bridge')):
-            raise dx.DomainXMLError('%s: type user takes neither network nor bridge' % label)
+            raise dx.DomainXMLError('%stype user takes neither network nor bridge' % _where(label))
         interface['type'] = kind
         if interface.get('mac') and not MAC_PATTERN.match(interface['mac']):
-            raise dx.DomainXMLError("%s: mac '%s' is not a MAC address like 52:54:00:12:34:56"
-                                    % (label, interface['mac']))
+            raise dx.DomainXMLError("%smac '%s' is not a MAC address like 52:54:00:12:34:56"
+                                    % (_where(label), interface['mac']))
 
 
 def build_specs(params):
     """Validate the module parameters into DomainSpecs; raises DomainXMLError naming the input."""
     if params.get('domains') is None:
-        return [DomainSpec(params, 'name' if params.get('name') else 'xml')], False
+        return [DomainSpec(params, '')], False
     specs = []
     for index, item in enumerate(params['domains']):
         merged = dict(item)
@@ -218,9 +227,9 @@ class DomainManager(object):
                 current_uuid = current_root.findtext('uuid')
                 wanted_uuid = desired.findtext('uuid')
                 if wanted_uuid and current_uuid and wanted_uuid.strip().lower() != current_uuid.lower():
-                    raise LibvirtFailure("%s: domain '%s' exists with UUID %s but the xml asks for UUID %s; "
+                    raise LibvirtFailure("%sdomain '%s' exists with UUID %s but the xml asks for UUID %s; "
                                          "remove <uuid> or undefine the domain first"
-                                         % (spec.label, spec.name, current_uuid, wanted_uuid.strip()))
+                                         % (_where(spec.label), spec.name, current_uuid, wanted_uuid.strip()))
                 dx.adopt_identity(desired, current_root)
             return desired
         if current_root is None:
@@ -242,16 +251,16 @@ class DomainManager(object):
         try:
             vol_xml = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).XMLDesc(0)
         except libvirt.libvirtError as exc:
-            raise LibvirtFailure("%s: volume '%s' in pool '%s' cannot be read: %s"
-                                 % (spec.label, name, pool, error_text(exc)))
+            raise LibvirtFailure("%svolume '%s' in pool '%s' cannot be read: %s"
+                                 % (_where(spec.label), name, pool, error_text(exc)))
         found = re.search(r"<format type='([^']+)'", vol_xml)
         return dict(disk, format=found.group(1) if found else 'raw')
 
     def _define(self, spec, dom, result):
         if not spec.has_definition:
             if dom is None:
-                raise LibvirtFailure("%s: domain '%s' does not exist at %s; give xml or structured options "
-                                     "(memory, vcpus, disks...) to define it" % (spec.label, spec.name, self.uri))
+                raise LibvirtFailure("%sdomain '%s' does not exist at %s; give xml or structured options "
+                                     "(memory, vcpus, disks...) to define it" % (_where(spec.label), spec.name, self.uri))
             self._note_restart(spec, dom, result, None)
             return dom
         current_root = dx.parse(self._xml(dom)) if dom is not None else None
@@ -279,9 +288,9 @@ class DomainManager(object):
         if spec.xml is not None:
             left = dx.differences(desired, dx.parse(self._xml(dom)), self.caps.machine_aliases)
             if left:
-                self.warnings.append("%s: libvirt stored domain '%s' differently from the xml (%s); the next run will "
+                self.warnings.append("%slibvirt stored domain '%s' differently from the xml (%s); the next run will "
                                      "report a change again. Write these settings the way libvirt does."
-                                     % (spec.label, spec.name, '; '.join(left[:5])))
+                                     % (_where(spec.label), spec.name, '; '.join(left[:5])))
         self._note_restart(spec, dom, result, None)
         return dom
 
@@ -301,8 +310,8 @@ class DomainManager(object):
                     raise
                 return self.conn.defineXML(xml)
         except libvirt.libvirtError as exc:
-            raise LibvirtFailure("%s: libvirt refused the definition of domain '%s': %s. The existing definition, "
-                                 "if any, is unchanged." % (spec.label, spec.name, error_text(exc)))
+            raise LibvirtFailure("%slibvirt refused the definition of domain '%s': %s. The existing definition, "
+                                 "if any, is unchanged." % (_where(spec.label), spec.name, error_text(exc)))
 
     def _note_restart(self, spec, dom, result, predicted_root):
         """Does the running guest lack settings of its (new) definition?"""
@@ -342,26 +351,26 @@ class DomainManager(object):
             return
         if wanted == 'running':
             if current == 'paused':
-                self._transition(spec, dom, result, 'resume', 'running', lambda: dom.resume())
+                self._transition(spec, dom, result, 'resume', 'running', dom.resume)
             elif current == 'pmsuspended':
                 self._transition(spec, dom, result, 'wakeup', 'running', lambda: dom.pMWakeup(0))
             elif not active:
                 self._start(spec, dom, result, paused=False)
         elif wanted == 'paused':
             if current in ('running', 'pmsuspended', 'shutdown'):
-                self._transition(spec, dom, result, 'pause', 'paused', lambda: dom.suspend())
+                self._transition(spec, dom, result, 'pause', 'paused', dom.suspend)
             elif not active:
                 self._start(spec, dom, result, paused=True)
         elif wanted == 'shutdown' and active:
             self._request_stop(spec, dom, result, current == 'paused')
         elif wanted == 'destroyed' and active:
-            self._transition(spec, dom, result, 'destroy', 'shutoff', lambda: dom.destroy())
+            self._transition(spec, dom, result, 'destroy', 'shutoff', dom.destroy)
         elif wanted == 'saved':
             if active:
                 self._transition(spec, dom, result, 'save', 'shutoff', lambda: dom.managedSave(0))
             elif dom is None or not dom.hasManagedSaveImage(0):
-                raise LibvirtFailure("%s: domain '%s' is shut off and has no saved state; start it before "
-                                     "asking for state saved" % (spec.label, spec.name))
+                raise LibvirtFailure("%sdomain '%s' is shut off and has no saved state; start it before "
+                                     "asking for state saved" % (_where(spec.label), spec.name))
 
     def _transition(self, spec, dom, result, action, new_state, call):
         self._action(result, action)
@@ -371,16 +380,15 @@ class DomainManager(object):
         self._call(spec, action, call)
 
     def _start(self, spec, dom, result, paused):
-        flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0
         restoring = dom is not None and dom.hasManagedSaveImage(0)
         self._transition(spec, dom, result, 'restore' if restoring else 'start', 'paused' if paused else 'running',
-                         lambda: dom.createWithFlags(flags))
+                         lambda: _create(dom, paused))
 
     def _call(self, spec, action, call, *args):
         try:
             return call(*args)
         except libvirt.libvirtError as exc:
-            raise LibvirtFailure("%s: cannot %s domain '%s': %s" % (spec.label, action, spec.name, error_text(exc)))
+            raise LibvirtFailure("%scannot %s domain '%s': %s" % (_where(spec.label), action, spec.name, error_text(exc)))
 
     def _request_stop(self, spec, dom, result, paused, restart_paused=None):
         """Ask the guest to power off (ACPI); with restart_paused set, start it again afterwards."""
@@ -425,8 +433,7 @@ class DomainManager(object):
 
     def _after_stop(self, stop):
         if stop.start_after:
-            flags = libvirt.VIR_DOMAIN_START_PAUSED if stop.start_paused else 0
-            self._call(stop.spec, 'start', stop.dom.createWithFlags, flags)
+            self._call(stop.spec, 'start', _create, stop.dom, stop.start_paused)
             stop.result['restarted'] = True
             stop.result['restart_required'] = False
             stop.result.pop('restart_reasons', None)
@@ -503,8 +510,21 @@ class DomainManager(object):
                 os.remove(source)
         except (libvirt.libvirtError, OSError) as exc:
             message = error_text(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
-            raise LibvirtFailure("%s: domain '%s' was undefined but its disk %s could not be removed: %s"
-                                 % (spec.label, spec.name, source, message))
+            raise LibvirtFailure("%sdomain '%s' was undefined but its disk %s could not be removed: %s"
+                                 % (_where(spec.label), spec.name, source, message))
+
+
+def _create(dom, paused):
+    """Start a domain, paused if asked; drivers without start-paused support start it and pause it."""
+    if not paused:
+        return dom.create()
+    try:
+        return dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+    except libvirt.libvirtError as exc:
+        if not is_error(exc, 'VIR_ERR_NO_SUPPORT', 'VIR_ERR_INVALID_ARG'):
+            raise
+    dom.create()
+    return dom.suspend()
 
 
 def _diff_text(snapshot, secret_changed=False):

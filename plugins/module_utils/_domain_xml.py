@@ -46,7 +46,7 @@ def parse(text, what='xml'):
     except ET.ParseError as exc:
         line, column = exc.position
         raise DomainXMLError('%s is not well-formed XML: %s (line %d, column %d)'
-                             % (what, str(exc).split(':')[0], line, column + 1))
+                             % (what, str(exc).split(':', maxsplit=1)[0], line, column + 1))
     if root.tag != 'domain':
         raise DomainXMLError("%s must have <domain> as its root element, not <%s>" % (what, root.tag))
     name = root.findtext('name')

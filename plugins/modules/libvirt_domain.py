@@ -14,9 +14,9 @@ description:
   - Converges a libvirt domain's definition, autostart flag and run state. The definition is given either
     as structured options for the common case (memory, vCPUs, disks, interfaces...) or as a full O(xml)
     document.
-  - B(Structured options) patch the definition libvirt holds: settings the options do not name stay as
+  - B(Structured options) patch the definition libvirt holds. Settings the options do not name stay as
     they are, so a domain made elsewhere can be managed one setting at a time. Lists (O(disks),
-    O(interfaces)) are complete: a disk or interface not in the list is removed.
+    O(interfaces)) are complete; a disk or interface not in the list is removed.
   - B(Full XML) is compared with the inactive definition as libvirt normalized it. Each element and
     attribute of the XML must be in the definition (sizes in any unit, machine aliases such as V(pc) or
     V(q35) are compared as libvirt resolves them); what libvirt adds by itself (UUID, MAC and PCI

@@ -1,0 +1,229 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt_domain on qemu:///system with real emulated guests, checked on the host with virsh.
+
+Every change is made three ways: a check run reports it and changes nothing, the real run makes it,
+and a second real run and a second check run report nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import textwrap
+import time
+
+from conftest import PREFIX, run_module, serial_log, virsh, wait_for_console
+
+
+def host_view(name):
+    """What the host says about a domain: its state and inactive definition (virsh)."""
+    try:
+        return virsh('domstate', name), virsh('dumpxml', '--inactive', name)
+    except subprocess.CalledProcessError:
+        return 'undefined', None
+
+
+def three_ways(domain, args, actions):
+    """Check run, real run, real rerun, check rerun; returns the real run's result."""
+    name = args.get('name') or re.search(r'<name>(.*?)</name>', args['xml']).group(1)
+    before = host_view(name)
+    check = domain(args, check=True)
+    assert check['changed'] is True and check['actions'] == actions, check
+    assert host_view(name) == before, 'check mode changed the host'
+    real = domain(args)
+    assert real['changed'] is True and real['actions'] == actions, real
+    assert real['state'] == check['state']
+    assert real.get('diff', {}).get('after') == check.get('diff', {}).get('after') or actions != ['update']
+    again = domain(args)
+    assert again['changed'] is False, again
+    assert domain(args, check=True)['changed'] is False
+    return real
+
+
+def test_life_cycle_of_a_real_guest(domain, guest):
+    name = guest.name
+    defined = three_ways(domain, guest(), ['define'])
+    assert defined['created'] is True and virsh('domstate', name) == 'shut off'
+    xml = virsh('dumpxml', '--inactive', name)
+    assert "<domain type='qemu'>" in xml, 'auto picks TCG on a host without vmx/svm'
+    assert "<memory unit='KiB'>131072</memory>" in xml and "<acpi/>" in xml
+    uuid = virsh('domuuid', name)
+
+    three_ways(domain, dict(guest(), state='running'), ['start'])
+    assert virsh('domstate', name) == 'running'
+    wait_for_console(name)
+
+    three_ways(domain, {'name': name, 'state': 'paused'}, ['pause'])
+    assert virsh('domstate', name) == 'paused'
+    three_ways(domain, {'name': name, 'state': 'running'}, ['resume'])
+    assert virsh('domstate', name) == 'running'
+
+    three_ways(domain, {'name': name, 'state': 'saved'}, ['save'])
+    assert virsh('domstate', name) == 'shut off'
+    assert 'Managed save:   yes' in virsh('dominfo', name)
+    three_ways(domain, {'name': name, 'state': 'running'}, ['restore'])
+    assert virsh('domstate', name) == 'running'
+
+    start = time.monotonic()
+    stopped = three_ways(domain, {'name': name, 'state': 'shutdown', 'shutdown_timeout': 60}, ['shutdown'])
+    assert stopped['state'] == 'shutoff' and virsh('domstate', name) == 'shut off'
+    assert virsh('domstate', '--reason', name) == 'shut off (shutdown)', 'the guest powered itself off (ACPI)'
+    assert time.monotonic() - start < 60
+
+    three_ways(domain, {'name': name, 'state': 'running'}, ['start'])
+    three_ways(domain, {'name': name, 'state': 'destroyed'}, ['destroy'])
+    assert virsh('domstate', '--reason', name) == 'shut off (destroyed)'
+    assert virsh('domuuid', name) == uuid
+
+    three_ways(domain, {'name': name, 'state': 'absent'}, ['undefine'])
+    assert host_view(name) == ('undefined', None)
+
+
+def test_changed_definition_of_a_running_guest_needs_a_restart(domain, guest):
+    name = guest.name
+    domain(dict(guest(), state='running', interfaces=[{'type': 'user'}]))
+    wait_for_console(name)
+    mac = virsh('domiflist', name).split()[-1]
+
+    bigger = three_ways(domain, dict(guest(memory=160), state='running', interfaces=[{'type': 'user'}]), ['update'])
+    assert bigger['restart_required'] is True and bigger['restart_reasons'] == ['memory_mib']
+    assert "<memory unit='KiB'>131072</memory>" in virsh('dumpxml', name), 'the running guest keeps its memory'
+    rerun = domain(dict(guest(memory=160), state='running', interfaces=[{'type': 'user'}]))
+    assert rerun['changed'] is False and rerun['restart_required'] is True
+
+    restart = {'name': name, 'state': 'running', 'apply': 'restart', 'shutdown_timeout': 60}
+    restarted = three_ways(domain, restart, ['restart'])
+    assert restarted['restarted'] is True and restarted['restart_required'] is False
+    assert "<memory unit='KiB'>163840</memory>" in virsh('dumpxml', name)
+    assert virsh('domstate', name) == 'running'
+    assert virsh('domiflist', name).split()[-1] == mac, 'the MAC address survives the update and the restart'
+
+
+def test_guest_ignoring_acpi_fails_the_shutdown_unless_forced(domain, guest):
+    name = guest.name
+    domain(dict(guest('virtops.ignore_acpi=1'), state='running'))
+    wait_for_console(name)
+    late = domain({'name': name, 'state': 'shutdown', 'shutdown_timeout': 3})
+    assert late['failed'] is True
+    assert late['msg'] == ("domain '%s' did not shut down within 3 s (shutdown_timeout) and is still running: does "
+                           "the guest handle the ACPI power button? Set force: true to power it off after the "
+                           "timeout." % name)
+    assert virsh('domstate', name) == 'running'
+    forced = domain({'name': name, 'state': 'shutdown', 'shutdown_timeout': 3, 'force': True})
+    assert forced['changed'] is True and forced['actions'] == ['shutdown', 'destroy']
+    assert virsh('domstate', name) == 'shut off'
+
+
+def test_absent_removes_own_disks_and_keeps_shared_ones(domain, guest):
+    images = '/var/lib/libvirt/images'
+    own, shared = '%s/%sown.qcow2' % (images, PREFIX), '%s/%sshared.qcow2' % (images, PREFIX)
+    for path in (own, shared):
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path, '16M'], check=True)
+    other = PREFIX + 'disk-user'
+    try:
+        domain(guest(disks=[{'path': own}, {'path': shared, 'readonly': True}]))
+        domain({'name': other, 'memory': 64, 'disks': [{'path': shared, 'readonly': True}]})
+        remove = {'name': guest.name, 'state': 'absent', 'remove_storage': True}
+        check = domain(remove, check=True)
+        assert check['removed_storage'] == [['file', own]] and os.path.exists(own)
+        assert check['kept_storage'] == [{'source': shared, 'reason': 'used by another domain'}]
+        three_ways(domain, remove, ['undefine'])
+        assert not os.path.exists(own) and os.path.exists(shared)
+    finally:
+        domain({'name': other, 'state': 'absent'})
+        for path in (own, shared):
+            if os.path.exists(path):
+                os.remove(path)
+
+
+FULL_XML = textwrap.dedent("""\
+    <domain type='qemu'>
+      <name>{name}</name>
+      <title>integration test guest</title>
+      <memory unit='MiB'>128</memory>
+      <vcpu>1</vcpu>
+      <os>
+        <type arch='x86_64' machine='pc'>hvm</type>
+        <kernel>{dir}/vmlinuz</kernel>
+        <initrd>{dir}/initrd.img</initrd>
+        <cmdline>console=ttyS0 quiet</cmdline>
+      </os>
+      <features><acpi/><apic/></features>
+      <devices>
+        <interface type='user'><model type='virtio'/></interface>
+        <serial type='pty'><log file='{log}' append='off'/></serial>
+        <console type='pty'/>
+      </devices>
+    </domain>""")
+
+
+def test_full_xml_is_compared_as_libvirt_stores_it(domain, guest, guest_dir):
+    name = guest.name
+    xml = FULL_XML.format(name=name, dir=guest_dir, log=serial_log(name))
+    three_ways(domain, {'xml': xml}, ['define'])
+    mac, uuid = virsh('domiflist', name).split()[-1], virsh('domuuid', name)
+
+    xml = xml.replace('<vcpu>1', '<vcpu>2')
+    changed = three_ways(domain, {'xml': xml}, ['update'])
+    assert changed['differences'] == ['domain/vcpu: 2']
+    assert '-  <vcpu placement=\'static\'>1</vcpu>' not in changed['diff']['after']
+    assert virsh('domiflist', name).split()[-1] == mac and virsh('domuuid', name) == uuid
+
+    untitled = three_ways(domain, {'xml': xml.replace('<title>integration test guest</title>', '')}, ['update'])
+    assert untitled['differences'] == ['domain/title: not in the desired XML']
+    assert '<title>' not in virsh('dumpxml', '--inactive', name)
+
+
+def test_bad_xml_leaves_the_definition_alone(domain, guest, guest_dir):
+    name = guest.name
+    xml = FULL_XML.format(name=name, dir=guest_dir, log=serial_log(name))
+    domain({'xml': xml})
+    before = virsh('dumpxml', '--inactive', name)
+
+    broken = domain({'xml': xml.replace('</vcpu>', '</vcpus>')})
+    assert broken['failed'] is True
+    assert broken['msg'] == 'xml is not well-formed XML: mismatched tag (line 5, column 12)'
+
+    refused = domain({'xml': xml.replace("<acpi/>", "<acpi/><no-such-feature/>")})
+    assert refused['failed'] is True
+    assert refused['msg'].startswith("libvirt refused the definition of domain '%s': " % name), refused['msg']
+    assert 'no-such-feature' in refused['msg'] or 'schema' in refused['msg']
+    assert virsh('dumpxml', '--inactive', name) == before
+
+
+def test_many_domains_in_one_call(domain, guest_dir):
+    names = ['%sbatch-%02d' % (PREFIX, index) for index in range(20)]
+    items = [{'name': name, 'memory': 64, 'boot': {'kernel': '%s/vmlinuz' % guest_dir}} for name in names]
+    try:
+        first = domain({'domains': items})
+        assert first['changed'] is True and all(item['created'] for item in first['domains'])
+        assert len(first['diff']) == 20
+        assert domain({'domains': items})['changed'] is False
+        assert domain({'domains': items}, check=True)['changed'] is False
+        listed = run_module('libvirt_domain_info', {'name': names})
+        assert [item['name'] for item in listed['domains']] == names
+        assert all(item['state'] == 'shutoff' and item['memory_mib'] == 64 for item in listed['domains'])
+    finally:
+        domain({'domains': [{'name': name, 'state': 'absent'} for name in names]})
+    assert not [name for name in virsh('list', '--all', '--name').split() if name.startswith(PREFIX + 'batch')]
+
+
+def test_info_reports_a_running_guest(domain, guest):
+    name = guest.name
+    domain(dict(guest(), interfaces=[{'type': 'user'}], autostart=True, state='running'))
+    found = run_module('libvirt_domain_info', {'name': [name], 'state': ['running']})['domains']
+    assert len(found) == 1
+    info = found[0]
+    assert info['state'] == 'running' and info['active'] is True and info['autostart'] is True
+    assert info['domain_type'] == 'qemu' and info['memory_mib'] == 128 and info['vcpus'] == 1
+    assert info['interfaces'][0]['mac'] == virsh('domiflist', name).split()[-1]
+    assert info['uuid'] == virsh('domuuid', name)
+
+
+def test_unreachable_daemon_says_what_to_check(domain):
+    uri = 'qemu+unix:///system?socket=/run/virtops-no-such.sock'
+    result = domain({'name': 'x', 'uri': uri})
+    assert result['failed'] is True
+    assert result['msg'].startswith('cannot connect to libvirt at %s: Failed to connect socket' % uri)

@@ -1,0 +1,267 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt_domain and libvirt_domain_info against libvirt's test driver (test:///default).
+
+The test driver keeps its domains for the life of the process, so the modules run in-process here
+(each call a fresh AnsibleModule, as ansible would start it). qemu:///system with real guests is
+covered by tests/integration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+libvirt = pytest.importorskip('libvirt')
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_domain, libvirt_domain_info  # noqa: E402
+
+URI = 'test:///default'
+_names = itertools.count()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def test_driver():
+    """The test driver forgets its domains when its last connection closes: hold one open."""
+    connection = libvirt.open(URI)
+    yield connection
+    connection.close()
+
+
+def run(module, args, check=False, diff=True, capsys=None):
+    with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=diff)):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def domain(capsys):
+    """Run libvirt_domain on the test driver."""
+    def call(args, check=False, diff=True):
+        return run(libvirt_domain, dict(args, uri=URI), check, diff, capsys)
+    return call
+
+
+@pytest.fixture
+def info(capsys):
+    def call(**args):
+        return run(libvirt_domain_info, dict(args, uri=URI), capsys=capsys)
+    return call
+
+
+@pytest.fixture
+def name():
+    return 'unit-%d' % next(_names)
+
+
+def conn():
+    return libvirt.open(URI)
+
+
+def exists(name):
+    return name in [dom.name() for dom in conn().listAllDomains(0)]
+
+
+def state_of(name):
+    return conn().lookupByName(name).state()[0]
+
+
+def definition(name):
+    return conn().lookupByName(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+
+def structured(name, **extra):
+    return dict({'name': name, 'memory': 128, 'vcpus': 1, 'interfaces': [{'network': 'default'}],
+                 'disks': [{'path': '/var/lib/libvirt/images/%s.qcow2' % name}]}, **extra)
+
+
+def test_define_check_real_rerun(domain, name):
+    check = domain(structured(name), check=True)
+    assert check['changed'] is True and check['actions'] == ['define'] and not exists(name)
+    assert '<memory unit=\'KiB\'>131072</memory>' in check['diff']['after']
+
+    real = domain(structured(name))
+    assert real['changed'] is True and real['created'] is True and exists(name)
+    assert real['state'] == 'shutoff'
+    first = definition(name)
+
+    assert domain(structured(name))['changed'] is False
+    assert domain(structured(name), check=True)['changed'] is False
+    assert definition(name) == first
+
+
+def test_update_keeps_uuid_and_mac(domain, name):
+    domain(structured(name))
+    uuid = conn().lookupByName(name).UUIDString()
+    mac = libvirt_mac(name)
+    changed = domain(structured(name, memory=256, interfaces=[{'bridge': 'br0'}]))
+    assert changed['changed'] is True and changed['actions'] == ['update']
+    assert changed['differences'] == ['current_memory_mib', 'interfaces', 'memory_mib']
+    assert conn().lookupByName(name).UUIDString() == uuid and libvirt_mac(name) == mac
+    assert "<source bridge='br0'/>" in definition(name)
+
+
+def libvirt_mac(name):
+    xml = definition(name)
+    return xml.split("<mac address='")[1].split("'")[0]
+
+
+@pytest.mark.parametrize('path, wanted, libvirt_state, actions', [
+    ([], 'running', libvirt.VIR_DOMAIN_RUNNING, ['start']),
+    (['running'], 'paused', libvirt.VIR_DOMAIN_PAUSED, ['pause']),
+    (['paused'], 'running', libvirt.VIR_DOMAIN_RUNNING, ['resume']),
+    ([], 'paused', libvirt.VIR_DOMAIN_PAUSED, ['start']),
+    (['running'], 'shutdown', libvirt.VIR_DOMAIN_SHUTOFF, ['shutdown']),
+    (['paused'], 'shutdown', libvirt.VIR_DOMAIN_SHUTOFF, ['shutdown']),
+    (['running'], 'destroyed', libvirt.VIR_DOMAIN_SHUTOFF, ['destroy']),
+    (['running'], 'saved', libvirt.VIR_DOMAIN_SHUTOFF, ['save']),
+    (['running', 'saved'], 'running', libvirt.VIR_DOMAIN_RUNNING, ['restore']),
+])
+def test_state_transitions(domain, name, path, wanted, libvirt_state, actions):
+    domain(structured(name))
+    for step in path:
+        domain({'name': name, 'state': step})
+    before = state_of(name)
+    check = domain({'name': name, 'state': wanted}, check=True)
+    assert check['changed'] is True and check['actions'] == actions and state_of(name) == before
+    real = domain({'name': name, 'state': wanted})
+    assert real['changed'] is True and real['actions'] == actions and state_of(name) == libvirt_state
+    assert real['state'] == check['state']
+    assert domain({'name': name, 'state': wanted})['changed'] is False
+    assert domain({'name': name, 'state': wanted}, check=True)['changed'] is False
+
+
+def test_saved_state_of_a_shut_off_domain_is_refused(domain, name):
+    domain(structured(name))
+    result = domain({'name': name, 'state': 'saved'})
+    assert result['failed'] is True
+    assert "domain '%s' is shut off and has no saved state" % name in result['msg']
+
+
+def test_autostart(domain, name):
+    domain(structured(name))
+    check = domain({'name': name, 'autostart': True}, check=True)
+    assert check['changed'] is True and check['actions'] == ['autostart']
+    assert '# autostart: no' in check['diff']['before'] and '# autostart: yes' in check['diff']['after']
+    assert conn().lookupByName(name).autostart() == 0
+    assert domain({'name': name, 'autostart': True})['changed'] is True
+    assert conn().lookupByName(name).autostart() == 1
+    assert domain({'name': name, 'autostart': True})['changed'] is False
+
+
+def test_absent_destroys_and_undefines(domain, name):
+    domain(structured(name, state='running'))
+    check = domain({'name': name, 'state': 'absent'}, check=True)
+    assert check['actions'] == ['destroy', 'undefine'] and exists(name)
+    assert check['diff']['after'] == ''
+    assert domain({'name': name, 'state': 'absent'})['changed'] is True and not exists(name)
+    assert domain({'name': name, 'state': 'absent'})['changed'] is False
+
+
+def test_full_xml_define_and_rerun(domain, name):
+    xml = textwrap.dedent("""\
+        <domain type='test'>
+          <name>%s</name>
+          <memory unit='MiB'>64</memory>
+          <vcpu>1</vcpu>
+          <os><type>hvm</type></os>
+          <devices><interface type='network'><source network='default'/></interface></devices>
+        </domain>""") % name
+    assert domain({'xml': xml})['changed'] is True
+    mac = libvirt_mac(name)
+    assert domain({'xml': xml})['changed'] is False
+    bigger = domain({'xml': xml.replace('>64<', '>96<')})
+    assert bigger['differences'] == ['domain/memory: 98304 KiB, not 65536 KiB']
+    assert libvirt_mac(name) == mac
+
+
+def test_batch_converges_many_domains_in_one_call(domain):
+    names = ['batch-%d-%d' % (next(_names), i) for i in range(5)]
+    items = [structured(item) for item in names]
+    first = domain({'domains': items, 'state': 'running'})
+    assert first['changed'] is True and [item['actions'] for item in first['domains']] == [['define', 'start']] * 5
+    assert len(first['diff']) == 5
+    assert all(state_of(item) == libvirt.VIR_DOMAIN_RUNNING for item in names)
+    again = domain({'domains': items, 'state': 'running'})
+    assert again['changed'] is False and 'diff' not in again
+
+
+def test_bad_item_in_a_batch_changes_nothing(domain, name):
+    items = [structured(name), structured(name + '-b', interfaces=[{'network': 'default', 'mac': 'nope'}])]
+    result = domain({'domains': items})
+    assert result['failed'] is True
+    assert result['msg'] == "domains[1].interfaces[0]: mac 'nope' is not a MAC address like 52:54:00:12:34:56"
+    assert not exists(name)
+
+
+def test_duplicate_names_in_a_batch_are_refused(domain, name):
+    result = domain({'domains': [structured(name), structured(name)]})
+    assert result['msg'] == "domain '%s' appears twice: domains[0] and domains[1]" % name
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'xml': '<domain><name>x</name>'}, 'xml is not well-formed XML: no element found (line 1, column 23)'),
+    ({'name': 'x', 'memory': 0}, 'memory must be at least 1, not 0'),
+    ({'name': 'x', 'disks': [{'path': 'relative.qcow2'}]}, "disks[0]: path 'relative.qcow2' must be absolute"),
+    ({'name': 'x', 'disks': [{'device': 'disk'}]}, 'disks[0]: a disk needs path or volume (only a cdrom may be empty)'),
+    ({'name': 'x', 'disks': [{'path': '/a', 'target': 'sda'}]}, "disks[0]: target 'sda' does not fit bus virtio (use vdX)"),
+    ({'name': 'x', 'interfaces': [{'model': 'e1000'}]}, 'interfaces[0]: give network, bridge or type: user'),
+    ({'name': 'never-defined', 'state': 'running'},
+     "domain 'never-defined' does not exist at test:///default; give xml or structured options "
+     "(memory, vcpus, disks...) to define it"),
+])
+def test_bad_input_is_refused_with_its_name(domain, args, message):
+    result = domain(args)
+    assert result['failed'] is True and result['msg'] == message
+
+
+def test_existing_definition_survives_a_refused_update(domain, name):
+    domain(structured(name))
+    before = definition(name)
+    result = domain({'name': name, 'domain_type': 'no-such-hypervisor'})
+    assert result['failed'] is True
+    assert result['msg'].startswith("libvirt refused the definition of domain '%s': " % name)
+    assert result['msg'].endswith('The existing definition, if any, is unchanged.')
+    assert definition(name) == before
+
+
+def test_unreachable_daemon_names_the_uri_and_what_to_check(capsys):
+    uri = 'qemu+unix:///system?socket=/nonexistent/libvirt-sock'
+    result = run(libvirt_domain, {'name': 'x', 'uri': uri}, capsys=capsys)
+    assert result['msg'].startswith('cannot connect to libvirt at %s: ' % uri)
+    assert 'libvirt daemon runs' in result['msg'] and 'unix_sock_group' in result['msg']
+
+
+def test_missing_bindings_name_the_package(collections_root, tmp_path):
+    """Without libvirt-python: a module named libvirt that fails to import stands in for a Python without it."""
+    (tmp_path / 'libvirt.py').write_text('raise ImportError("No module named libvirt")\n')
+    args = tmp_path / 'args.json'
+    args.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': {'name': 'x'}}))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'ansible_collections.virtops.hypervisor.plugins.modules.libvirt_domain', str(args)],
+        capture_output=True, text=True, check=False, cwd=str(tmp_path),
+        env={'PYTHONPATH': '%s:%s' % (tmp_path, collections_root), 'PATH': '/usr/bin:/bin'})
+    result = json.loads(proc.stdout)
+    assert result['failed'] is True
+    assert 'Failed to import the required Python library (libvirt-python)' in result['msg']
+    assert 'python3-libvirt' in result['msg']
+
+
+def test_info_lists_domains_with_filters(domain, info, name):
+    domain(structured(name, state='running'))
+    found = info(name=[name, 'nope'])
+    assert [item['name'] for item in found['domains']] == [name] and found['missing'] == ['nope']
+    item = found['domains'][0]
+    assert item['state'] == 'running' and item['memory_mib'] == 128 and item['vcpus'] == 1
+    assert item['disks'][0]['source'] == '/var/lib/libvirt/images/%s.qcow2' % name
+    assert item['interfaces'][0]['mac'] == libvirt_mac(name) and 'xml' not in item
+    assert name not in [d['name'] for d in info(state=['shutoff'])['domains']]
+    assert info(name=[name], xml=True)['domains'][0]['xml'].startswith("<domain type='test'>")
