@@ -11,7 +11,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(BUILD)/collections
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help bootstrap collection images sanity lint unit molecule test demo clean
+.PHONY: help bootstrap collection images sanity lint unit molecule integration test demo clean
 
 help:
 	@echo "make demo [TARGET=container|localhost]   set up a KVM host and print a summary"
@@ -46,7 +46,12 @@ molecule: collection images
 	@echo "== molecule localhost (this machine)"
 	@$(BIN)/molecule test -s localhost
 
-test: sanity lint unit molecule
+# Modules against this machine's libvirtd (set up by the localhost scenario) with real guests.
+integration: collection
+	@echo "== integration tests (qemu:///system, emulated guests)"
+	@$(BIN)/pytest -q tests/integration
+
+test: sanity lint unit molecule integration
 
 demo: collection
 	@scripts/demo.sh $(TARGET)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo [TARGET=container|localhost]: converge playbooks/site.yml and print the summary.
+# make demo [TARGET=container|localhost]: converge playbooks/site.yml (a KVM host, then a tiny emulated
+# VM on it) and print the summaries.
 # The container target is a Debian 12 container with systemd as PID 1, built without a registry.
 set -euo pipefail
 
@@ -35,5 +36,7 @@ case ${target} in
         ;;
 esac
 
+guest_dir=$("${top}/scripts/build-guest.sh" | tail -n 1)
+
 cd "${top}"
-"${top}/.venv/bin/ansible-playbook" -i "${inventory}" playbooks/site.yml
+"${top}/.venv/bin/ansible-playbook" -i "${inventory}" -e "virtops_guest_dir=${guest_dir}" playbooks/site.yml

@@ -17,3 +17,10 @@ if tar -tzf "${tarball}" | grep -E '^(docs|molecule|tests|bench|scripts|\.venv|\
 fi
 "${BIN}/ansible-galaxy" collection install --force --offline -p "${top}/.build/collections" "${tarball}" >/dev/null
 echo "collection: installed $(basename "${tarball}") into .build/collections"
+# ansible-lint also looks in the user's default path: an older copy of this collection there would
+# shadow the one just built ("couldn't resolve module ...").
+stale="${HOME}/.ansible/collections/ansible_collections/virtops/hypervisor"
+if [[ -d ${stale} ]]; then
+    rm -rf "${stale}"
+    echo "collection: removed an older copy from ${stale}"
+fi

@@ -150,10 +150,11 @@ class PendingStop(object):
 
 class DomainManager(object):
 
-    def __init__(self, conn, uri, check_mode):
+    def __init__(self, conn, uri, check_mode, diff=True):
         self.conn = conn
         self.uri = uri
         self.check_mode = check_mode
+        self.diff = diff
         self._caps = None
         self.domains = dict((dom.name(), dom) for dom in conn.listAllDomains(0))
         self.pending = []
@@ -175,9 +176,14 @@ class DomainManager(object):
         failures = self._wait_for_stops()
         diffs = []
         for spec, result, before in done:
-            after = None if spec.state == 'absent' else self._snapshot(self.domains.get(spec.name), result)
-            result.setdefault('state', after['state'] if after else 'absent')
-            if before != after:
+            predicted = result.pop('predicted', None)
+            dom = self.domains.get(spec.name)
+            if spec.state == 'absent':
+                result['state'], after = 'absent', None
+            else:
+                result['state'] = predicted['state'] if predicted else self._state(dom)
+                after = (predicted or self._snapshot(dom)) if self.diff else None
+            if self.diff and before != after:
                 secret_changed = dx.secrets_of((before or {}).get('xml')) != dx.secrets_of((after or {}).get('xml'))
                 diffs.append({'before_header': spec.name, 'after_header': spec.name,
                               'before': _diff_text(before), 'after': _diff_text(after, secret_changed)})
@@ -188,7 +194,7 @@ class DomainManager(object):
     def _converge_one(self, spec, result):
         """Converge one domain (shutdowns are only requested); returns the diff's before."""
         dom = self.domains.get(spec.name)
-        before = self._snapshot(dom)
+        before = self._snapshot(dom) if self.diff else None
         if spec.state == 'absent':
             self._undefine(spec, dom, result)
         else:
@@ -210,10 +216,8 @@ class DomainManager(object):
     def _state(self, dom):
         return STATE_NAMES.get(dom.state()[0], 'nostate')
 
-    def _snapshot(self, dom, result=None):
-        """What the diff shows: definition, run state and autostart (predicted in check mode)."""
-        if result is not None and 'predicted' in result:
-            return result.pop('predicted')
+    def _snapshot(self, dom):
+        """What the diff shows: definition, run state and autostart."""
         if dom is None:
             return None
         return {'xml': self._xml(dom), 'state': self._state(dom), 'autostart': bool(dom.autostart())}
@@ -618,7 +622,7 @@ def converge_module(module):
         module.fail_json(msg=str(exc))
     results = []
     try:
-        manager = DomainManager(connect(module.params['uri']), module.params['uri'], module.check_mode)
+        manager = DomainManager(connect(module.params['uri']), module.params['uri'], module.check_mode, module._diff)
         results, diffs, failures = manager.converge(specs, results)
     except (LibvirtFailure, dx.DomainXMLError) as exc:
         module.fail_json(msg=str(exc), **_report(results, batch, []))
@@ -633,6 +637,8 @@ def converge_module(module):
 
 
 def _report(results, batch, diffs):
+    # A prediction left behind by a failed item holds unmasked XML: never return it.
+    results = [dict((key, value) for key, value in result.items() if key != 'predicted') for result in results]
     report = {'changed': any(result['changed'] for result in results)}
     if batch:
         report['domains'] = results
