@@ -17,8 +17,11 @@
 # The guest (domain type='qemu' (TCG) works; nothing needs KVM):
 #   <os><type arch='x86_64' machine='pc'>hvm</type>
 #       <kernel>OUTDIR/vmlinuz</kernel><initrd>OUTDIR/initrd.img</initrd>
-#       <cmdline>console=ttyS0</cmdline></os>
-#   <features><acpi/><apic/></features>, a serial console (ttyS0), 64 MiB or more of memory.
+#       <cmdline>console=ttyS0 no_timer_check</cmdline></os>
+#   <features><acpi/><apic/></features>, a serial console (ttyS0), 128 MiB of memory (boots
+#   from 72 MiB; below that the kernel runs out of memory or fails to decompress).
+#   no_timer_check: under TCG on a busy host the kernel's early IO-APIC timer check can fail
+#   ("Kernel panic - not syncing: IO-APIC + timer doesn't work!"); this skips it.
 #   - prints the line "virtops-guest: ready" on the console once the ACPI power button is
 #     handled (a serial log line ends in CR LF; match the text, not the whole line)
 #   - `virsh shutdown` (ACPI power button): prints "virtops-guest: powering off" and powers
@@ -130,10 +133,8 @@ ensure_packages build-guest cpio >&2
 
 # A temp dir next to OUTDIR: the results are renamed into place on the same filesystem.
 workdir=$(mktemp -d "${outdir}.build.XXXXXX")
-dltmp=''
 cleanup() {
     local rc=$?
-    [[ -z ${dltmp} ]] || rm -rf "${dltmp}"
     if [[ ${KEEP_BUILD_DIR:-0} == 1 ]]; then
         step "kept ${workdir}"
     else
@@ -146,7 +147,7 @@ trap 'exit 130' INT TERM
 
 # fetch PACKAGE VERSION: print the cached .deb of exactly that version, downloading it if needed.
 fetch() {
-    local pkg=$1 ver=$2 f
+    local pkg=$1 ver=$2 f dltmp
     for f in "${cache}/${pkg}_"*.deb; do
         if [[ -f ${f} && $(dpkg-deb -f "${f}" Version 2>/dev/null) == "${ver}" ]]; then
             printf '%s\n' "${f}"
@@ -156,15 +157,15 @@ fetch() {
     # Into a temp dir first: the cache never holds a partial download. apt would drop to the
     # _apt user, which cannot write here; say so instead of letting it warn.
     dltmp=$(mktemp -d "${cache}/.download.XXXXXX")
-    (cd "${dltmp}" && apt-get download -q -o APT::Sandbox::User=root "${pkg}=${ver}") >&2 ||
+    if ! (cd "${dltmp}" && apt-get download -q -o APT::Sandbox::User=root "${pkg}=${ver}") >&2; then
+        rm -rf "${dltmp}"
         die "apt-get download ${pkg}=${ver} failed"
-    for f in "${dltmp}/"*.deb; do
-        [[ -f ${f} ]] || die "apt-get download ${pkg}=${ver}: no .deb"
-        mv -f "${f}" "${cache}/"
-        printf '%s\n' "${cache}/${f##*/}"
-    done
+    fi
+    f=$(find "${dltmp}" -maxdepth 1 -name '*.deb' -print -quit)
+    [[ -n ${f} ]] && mv -f "${f}" "${cache}/"
     rm -rf "${dltmp}"
-    dltmp=''
+    [[ -n ${f} ]] || die "apt-get download ${pkg}=${ver}: no .deb"
+    printf '%s\n' "${cache}/${f##*/}"
 }
 
 start=${SECONDS}

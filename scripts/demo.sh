@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make demo [TARGET=container|localhost]: converge playbooks/site.yml (a KVM host, then a tiny emulated
-# VM on it) and print the summaries.
+# make demo [TARGET=container|localhost]: run playbooks/demo.yml: site.yml (a KVM host, then a tiny
+# emulated VM on it), then a snapshot and a revert of the VM (once), printing the summaries.
 # The container target is a Debian 12 container with systemd as PID 1, built without a registry.
 set -euo pipefail
 
@@ -39,4 +39,4 @@ esac
 guest_dir=$("${top}/scripts/build-guest.sh" | tail -n 1)
 
 cd "${top}"
-"${top}/.venv/bin/ansible-playbook" -i "${inventory}" -e "virtops_guest_dir=${guest_dir}" playbooks/site.yml
+"${top}/.venv/bin/ansible-playbook" -i "${inventory}" -e "virtops_guest_dir=${guest_dir}" playbooks/demo.yml

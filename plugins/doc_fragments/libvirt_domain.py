@@ -26,9 +26,10 @@ options:
       - V(present) defines (or updates) the domain and leaves it running or not.
       - V(running) also starts it (restoring a saved state if there is one) or resumes it when paused.
       - V(paused) starts it paused, or pauses it.
-      - V(shutdown) asks the guest to power off (ACPI power button) and waits up to O(shutdown_timeout)
-        seconds; if it is still running then, the domain is destroyed when O(force=true), else the task fails
-        saying the guest did not stop.
+      - V(shutdown) asks the guest to power off (ACPI power button, pressed again every 10 seconds because a
+        guest that is still booting misses it) and waits up to O(shutdown_timeout) seconds; if it is still
+        running then, the domain is destroyed when O(force=true), else the task fails saying the guest did not
+        stop.
       - V(destroyed) powers the domain off at once, like pulling the plug.
       - V(saved) saves a running or paused domain's memory to disk and stops it (managed save); the next start
         resumes where it was. A shut-off domain without saved state fails.

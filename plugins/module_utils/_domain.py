@@ -3,9 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Converge libvirt domains: definition, autostart and run state, for one domain or hundreds.
 
-Every item is validated before anything changes. Then each domain is defined, started, paused or
-saved in turn; graceful shutdowns are requested for all domains first and awaited together, so a
-batch waits for its slowest guest, not for the sum of them.
+Every item is validated before anything changes. Then each domain's definition and autostart flag
+are converged in turn; its state change (start, pause, save, destroy, undefine) is queued and the
+queue runs a few at a time. Graceful shutdowns are requested for all domains first and awaited
+together, so a batch waits for its slowest guest, not for the sum of them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import copy
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    STATE_NAMES, URI_OPTION, HostCapabilities, LibvirtFailure, connect, error_text, is_error, libvirt, require_libvirt)
+    STATE_NAMES, URI_OPTION, HostCapabilities, LibvirtFailure, connect, error_text, is_error, libvirt, require_libvirt,
+    run_with_connection)
 
 STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
 STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot', 'disks', 'interfaces',
@@ -28,6 +31,9 @@ ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'a
                  'remove_storage': False, 'autostart': None}
 MAC_PATTERN = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
 POLL_SECONDS = 0.2
+PARALLEL_JOBS = 4
+# A guest still booting misses the ACPI power button (its handler is not up yet): press it again.
+SHUTDOWN_REPEAT_SECONDS = 10
 XML_INACTIVE = 'inactive'
 XML_LIVE = 'live'
 
@@ -146,6 +152,7 @@ class PendingStop(object):
         self.start_after = start_after
         self.start_paused = start_paused
         self.deadline = time.monotonic() + spec.shutdown_timeout
+        self.next_request = time.monotonic() + SHUTDOWN_REPEAT_SECONDS
 
 
 class DomainManager(object):
@@ -158,6 +165,7 @@ class DomainManager(object):
         self._caps = None
         self.domains = dict((dom.name(), dom) for dom in conn.listAllDomains(0))
         self.pending = []
+        self.jobs = []
         self.warnings = []
 
     @property
@@ -173,7 +181,7 @@ class DomainManager(object):
             result = {'name': spec.name, 'changed': False, 'actions': [], 'restart_required': False}
             results.append(result)
             done.append((spec, result, self._converge_one(spec, result)))
-        failures = self._wait_for_stops()
+        failures = self._run_jobs() + self._wait_for_stops()
         diffs = []
         for spec, result, before in done:
             predicted = result.pop('predicted', None)
@@ -357,7 +365,7 @@ class DomainManager(object):
             if current == 'paused':
                 self._transition(spec, dom, result, 'resume', 'running', dom.resume)
             elif current == 'pmsuspended':
-                self._transition(spec, dom, result, 'wakeup', 'running', lambda: dom.pMWakeup(0))
+                self._transition(spec, dom, result, 'wakeup', 'running', dom.pMWakeup, 0)
             elif not active:
                 self._start(spec, dom, result, paused=False)
         elif wanted == 'paused':
@@ -371,22 +379,42 @@ class DomainManager(object):
             self._transition(spec, dom, result, 'destroy', 'shutoff', dom.destroy)
         elif wanted == 'saved':
             if active:
-                self._transition(spec, dom, result, 'save', 'shutoff', lambda: dom.managedSave(0))
+                self._transition(spec, dom, result, 'save', 'shutoff', dom.managedSave, 0)
             elif dom is None or not dom.hasManagedSaveImage(0):
                 raise LibvirtFailure("%sdomain '%s' is shut off and has no saved state; start it before "
                                      "asking for state saved" % (_where(spec.label), spec.name))
 
-    def _transition(self, spec, dom, result, action, new_state, call):
+    def _transition(self, spec, dom, result, action, new_state, call, *args):
         self._action(result, action)
         if self.check_mode:
             result['predicted'] = dict(result.get('predicted') or self._snapshot(dom), state=new_state)
             return
-        self._call(spec, action, call)
+        self.jobs.append((spec, action, call, args))
 
     def _start(self, spec, dom, result, paused):
-        restoring = dom is not None and dom.hasManagedSaveImage(0)
-        self._transition(spec, dom, result, 'restore' if restoring else 'start', 'paused' if paused else 'running',
-                         lambda: _create(dom, paused))
+        action = 'restore' if dom is not None and dom.hasManagedSaveImage(0) else 'start'
+        self._transition(spec, dom, result, action, 'paused' if paused else 'running', _create, dom, paused)
+
+    def _run_jobs(self):
+        """Run the queued state changes, a few at once over the shared connection; returns the errors.
+
+        Starting, saving and destroying an emulated guest take seconds each, mostly waiting on QEMU.
+        Each domain has at most one job, so their order does not matter.
+        """
+        def run(job):
+            spec, action, call, args = job
+            try:
+                self._call(spec, action, call, *args)
+            except LibvirtFailure as exc:
+                return str(exc)
+            return None
+        if len(self.jobs) <= 1:
+            errors = [run(job) for job in self.jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=PARALLEL_JOBS) as pool:
+                errors = list(pool.map(run, self.jobs))
+        self.jobs = []
+        return [error for error in errors if error]
 
     def _call(self, spec, action, call, *args):
         try:
@@ -420,6 +448,12 @@ class DomainManager(object):
                 if not stop.dom.isActive():
                     self.pending.remove(stop)
                     self._after_stop(stop)
+                elif now < stop.deadline and now >= stop.next_request:
+                    stop.next_request = now + SHUTDOWN_REPEAT_SECONDS
+                    try:
+                        stop.dom.shutdown()
+                    except libvirt.libvirtError:
+                        pass  # it may have stopped in between; the next round sees that
                 elif now >= stop.deadline:
                     self.pending.remove(stop)
                     if stop.spec.force:
@@ -454,8 +488,11 @@ class DomainManager(object):
             self._action(result, 'destroy')
         self._action(result, 'undefine')
         result['removed_storage'], result['kept_storage'] = storage[0], storage[1]
-        if self.check_mode:
-            return
+        if not self.check_mode:
+            self.jobs.append((spec, 'undefine', self._remove, (spec, dom, root, storage[0])))
+
+    def _remove(self, spec, dom, root, storage):
+        """Power off, undefine with everything libvirt keeps for the domain, delete the chosen disks."""
         if dom.isActive():
             self._call(spec, 'destroy', dom.destroy)
         flags = 0
@@ -468,8 +505,8 @@ class DomainManager(object):
         if self._has_checkpoints(dom):
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
         self._call(spec, 'undefine', dom.undefineFlags, flags)
-        del self.domains[spec.name]
-        for kind, source in storage[0]:
+        self.domains.pop(spec.name, None)
+        for kind, source in storage:
             self._delete_storage(spec, kind, source)
 
     def _has_checkpoints(self, dom):
@@ -651,22 +688,18 @@ def _report(results, batch, diffs):
 
 def converge_info(module):
     """The body of libvirt_domain_info."""
-    require_libvirt(module)
     names = module.params['name']
     states = module.params['state']
-    try:
-        conn = connect(module.params['uri'])
+
+    def read(conn):
         found = []
         for dom in sorted(conn.listAllDomains(0), key=lambda item: item.name()):
             if names and dom.name() not in names:
                 continue
             info = describe(conn, dom, module.params['xml'])
-            if states and info['state'] not in states:
-                continue
-            found.append(info)
-    except LibvirtFailure as exc:
-        module.fail_json(msg=str(exc))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg='cannot read domains at %s: %s' % (module.params['uri'], error_text(exc)))
+            if not states or info['state'] in states:
+                found.append(info)
+        return found
+    found = run_with_connection(module, read)
     missing = sorted(set(names or ()) - set(info['name'] for info in found)) if not states else []
     module.exit_json(changed=False, domains=found, missing=missing)

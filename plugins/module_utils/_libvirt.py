@@ -41,6 +41,17 @@ def require_libvirt(module):
             exception=LIBVIRT_IMPORT_ERROR)
 
 
+def run_with_connection(module, work):
+    """Connect to module.params['uri'] and return work(conn); a failure ends the module with its message."""
+    require_libvirt(module)
+    try:
+        return work(connect(module.params['uri']))
+    except LibvirtFailure as exc:
+        module.fail_json(msg=str(exc))
+    except libvirt.libvirtError as exc:
+        module.fail_json(msg='libvirt at %s: %s' % (module.params['uri'], error_text(exc)))
+
+
 def connect(uri):
     """Open a read-write connection or raise LibvirtFailure saying what to check."""
     try:

@@ -38,14 +38,9 @@ extends_documentation_fragment:
   - virtops.hypervisor.attributes.check_mode_full
   - virtops.hypervisor.attributes.diff_mode_full
   - virtops.hypervisor.attributes.platform_linux
+  - virtops.hypervisor.libvirt
   - virtops.hypervisor.libvirt_domain
 options:
-  uri:
-    description:
-      - libvirt connection URI. The user running the module must be allowed to use it read-write (root, or a
-        member of the group of libvirt's socket).
-    type: str
-    default: qemu:///system
   domains:
     description:
       - Several domains at once. Each item takes the options of a single domain (O(name) or O(xml), the
@@ -210,8 +205,6 @@ options:
           password:
             description: See O(graphics.password).
             type: str
-requirements:
-  - libvirt-python (C(python3-libvirt) on Debian, Ubuntu, EL and Fedora) on the host the module runs on.
 notes:
   - The test driver (C(test:///default)) works too; its domains live as long as the module process.
   - Disks are not created; use M(virtops.hypervisor.qemu_image) or a storage pool for that.

@@ -19,11 +19,8 @@ extends_documentation_fragment:
   - virtops.hypervisor.attributes
   - virtops.hypervisor.attributes.info_module
   - virtops.hypervisor.attributes.platform_linux
+  - virtops.hypervisor.libvirt
 options:
-  uri:
-    description: libvirt connection URI; read-only access is enough.
-    type: str
-    default: qemu:///system
   name:
     description: Only these domains. Names that do not exist are listed in RV(missing).
     type: list
@@ -37,8 +34,6 @@ options:
     description: Also return each domain's inactive XML.
     type: bool
     default: false
-requirements:
-  - libvirt-python (C(python3-libvirt) on Debian, Ubuntu, EL and Fedora) on the host the module runs on.
 seealso:
   - module: virtops.hypervisor.libvirt_domain
 """

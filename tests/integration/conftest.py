@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / '.build' / 'collections'
+# The installed collection (make collection); VIRTOPS_COLLECTIONS points elsewhere while developing.
+COLLECTIONS = Path(os.environ.get('VIRTOPS_COLLECTIONS', str(REPO / '.build' / 'collections')))
 URI = 'qemu:///system'
 PREFIX = 'virtops-it-'
 READY = 'virtops-guest: ready'
@@ -121,3 +122,25 @@ def wait_for_console(name, text=READY, timeout=90):
 
 def virsh(*args):
     return subprocess.run(['virsh', '-c', URI] + list(args), capture_output=True, text=True, check=True).stdout.strip()
+
+
+def run_playbook(playbook, extra_vars, check=False):
+    """Run a playbook of this repository on this machine with the installed collection; returns the JSON report."""
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK='json',
+               ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_LOCALHOST_WARNING='false',
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
+    argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', 'localhost,', '-c', 'local',
+            '-e', json.dumps(dict(extra_vars, target_hosts='localhost', ansible_python_interpreter=sys.executable)),
+            str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError('%s printed no JSON report:\n%s\n%s' % (playbook, proc.stdout, proc.stderr))
+    report['rc'] = proc.returncode
+    return report
+
+
+def failed_messages(report):
+    return [host['msg'] for play in report['plays'] for task in play['tasks']
+            for host in task['hosts'].values() if host.get('failed') and not host.get('ignore_errors')]

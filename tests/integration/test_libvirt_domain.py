@@ -227,3 +227,28 @@ def test_unreachable_daemon_says_what_to_check(domain):
     result = domain({'name': 'x', 'uri': uri})
     assert result['failed'] is True
     assert result['msg'].startswith('cannot connect to libvirt at %s: Failed to connect socket' % uri)
+
+
+def test_disk_from_a_storage_volume(domain, guest, conn):
+    pool_dir = '/var/lib/libvirt/images/%spool' % PREFIX
+    os.makedirs(pool_dir, exist_ok=True)
+    pool = conn.storagePoolCreateXML(
+        "<pool type='dir'><name>%spool</name><target><path>%s</path></target></pool>" % (PREFIX, pool_dir), 0)
+    try:
+        pool.createXML("<volume><name>data.qcow2</name><capacity unit='M'>16</capacity>"
+                       "<target><format type='qcow2'/></target></volume>", 0)
+        disks = [{'volume': {'pool': PREFIX + 'pool', 'name': 'data.qcow2'}}]
+        three_ways(domain, guest(disks=disks), ['define'])
+        xml = virsh('dumpxml', '--inactive', guest.name)
+        assert "<source pool='%spool' volume='data.qcow2'/>" % PREFIX in xml
+        assert "<driver name='qemu' type='qcow2'/>" in xml, "the format comes from the volume"
+        removed = domain({'name': guest.name, 'state': 'absent', 'remove_storage': True})
+        assert removed['removed_storage'] == [['volume', PREFIX + 'pool/data.qcow2']]
+        pool.refresh(0)
+        assert pool.listVolumes() == []
+    finally:
+        pool.destroy()
+        if os.path.isdir(pool_dir):
+            for leftover in os.listdir(pool_dir):
+                os.remove(os.path.join(pool_dir, leftover))
+            os.rmdir(pool_dir)

@@ -123,13 +123,12 @@ GUEST_XML = (
 
 def test_a_guest_starts(host):
     """QEMU runs a (diskless, emulated) guest: in containers that needs the kvm_host_qemu_conf settings."""
-    with host.sudo():
-        host.run("virsh -c qemu:///system destroy virtops-smoke; virsh -c qemu:///system undefine virtops-smoke")
-        host.check_output("printf '%%s' %s > /tmp/virtops-smoke.xml", GUEST_XML)
-        host.check_output("virsh -c qemu:///system define /tmp/virtops-smoke.xml")
-        started = host.run("virsh -c qemu:///system start virtops-smoke")
-        state = host.check_output("virsh -c qemu:///system domstate virtops-smoke")
-        host.run("virsh -c qemu:///system destroy virtops-smoke")
-        host.check_output("virsh -c qemu:///system undefine virtops-smoke")
+    host.run("virsh -c qemu:///system destroy virtops-smoke; virsh -c qemu:///system undefine virtops-smoke")
+    host.check_output("printf '%%s' %s > /tmp/virtops-smoke.xml", GUEST_XML)
+    host.check_output("virsh -c qemu:///system define /tmp/virtops-smoke.xml")
+    started = host.run("virsh -c qemu:///system start virtops-smoke")
+    state = host.check_output("virsh -c qemu:///system domstate virtops-smoke")
+    host.run("virsh -c qemu:///system destroy virtops-smoke")
+    host.check_output("virsh -c qemu:///system undefine virtops-smoke")
     assert started.rc == 0, started.stderr
     assert state == "running"
