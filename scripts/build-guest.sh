@@ -19,7 +19,8 @@
 #       <kernel>OUTDIR/vmlinuz</kernel><initrd>OUTDIR/initrd.img</initrd>
 #       <cmdline>console=ttyS0 no_timer_check</cmdline></os>
 #   <features><acpi/><apic/></features>, a serial console (ttyS0), 128 MiB of memory (boots
-#   from 72 MiB; below that the kernel runs out of memory or fails to decompress).
+#   from 72 MiB; 68 MiB: initramfs unpacking fails, then OOM; 64 MiB: resets before the kernel
+#   prints anything).
 #   no_timer_check: under TCG on a busy host the kernel's early IO-APIC timer check can fail
 #   ("Kernel panic - not syncing: IO-APIC + timer doesn't work!"); this skips it.
 #   - prints the line "virtops-guest: ready" on the console once the ACPI power button is
@@ -225,8 +226,14 @@ add_module() {
     dest=${root}/lib/modules/${krel}/${name}.ko
     case ${src} in
         *.ko) cp "${src}" "${dest}" ;;
-        *.ko.xz) need_tool xz xz-utils && xz -dc "${src}" >"${dest}" ;;
-        *.ko.zst) need_tool zstd zstd && zstd -dcq "${src}" >"${dest}" ;;
+        *.ko.xz)
+            need_tool xz xz-utils
+            xz -dc "${src}" >"${dest}"
+            ;;
+        *.ko.zst)
+            need_tool zstd zstd
+            zstd -dcq "${src}" >"${dest}"
+            ;;
         *.ko.gz) gzip -dc "${src}" >"${dest}" ;;
         *) die "kernel ${krel}: unknown module format ${src##*/}" ;;
     esac

@@ -87,7 +87,7 @@ def guest(guest_dir, conn, request):
         base = {
             'name': name, 'memory': 128, 'vcpus': 1,
             'boot': {'kernel': '%s/vmlinuz' % guest_dir, 'initrd': '%s/initrd.img' % guest_dir,
-                     'cmdline': ('console=ttyS0 quiet ' + cmdline).strip()},
+                     'cmdline': ('console=ttyS0 quiet no_timer_check ' + cmdline).strip()},
             'serial_console': True, 'serial_log': serial_log(name),
         }
         base.update(extra)

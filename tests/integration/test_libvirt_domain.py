@@ -148,7 +148,7 @@ FULL_XML = textwrap.dedent("""\
         <type arch='x86_64' machine='pc'>hvm</type>
         <kernel>{dir}/vmlinuz</kernel>
         <initrd>{dir}/initrd.img</initrd>
-        <cmdline>console=ttyS0 quiet</cmdline>
+        <cmdline>console=ttyS0 quiet no_timer_check</cmdline>
       </os>
       <features><acpi/><apic/></features>
       <devices>
