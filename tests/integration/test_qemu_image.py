@@ -1,0 +1,554 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""qemu_image and qemu_image_info with the real qemu-img, on small images with random data.
+
+Results are checked on the host: `qemu-img compare` for contents, `qemu-img info` for format, size and
+backing, stat for owner and mode, directory listings for temporary files. Interruptions are real
+(SIGKILL, SIGTERM), a full file system is a small tmpfs, and an image in use is held open by qemu-io,
+which takes qemu's image locks as a running VM does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from conftest import COLLECTIONS, run_module
+
+FORMATS = ['qcow2', 'raw', 'vdi', 'vmdk', 'vpc']
+MIB = 1 << 20
+
+
+def image(args, check=False, diff=True):
+    return run_module('qemu_image', args, check=check, diff=diff)
+
+
+def info(path):
+    return json.loads(subprocess.run(['qemu-img', 'info', '-U', '--output=json', str(path)], capture_output=True,
+                                     text=True, check=True).stdout)
+
+
+def compare(first, second, second_format=None):
+    argv = ['qemu-img', 'compare', '-U'] + (['-F', second_format] if second_format else [])
+    proc = subprocess.run(argv + [str(first), str(second)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def qemu_io(path, fmt, command):
+    subprocess.run(['qemu-io', '-f', fmt, '-c', command, str(path)], capture_output=True, check=True)
+
+
+def leftovers(directory):
+    return sorted(name for name in os.listdir(str(directory)) if name.endswith('.tmp'))
+
+
+def make_raw(path, size_mib, data_mib):
+    """A sparse raw image: stripes of random data, each followed by a MiB of written zeros, holes in between."""
+    with open(str(path), 'wb') as handle:
+        handle.truncate(size_mib * MIB)
+        chunk = min(4, data_mib)
+        for index in range(data_mib // chunk):
+            handle.seek(index * 2 * chunk * MIB)
+            handle.write(os.urandom(chunk * MIB))
+            if (index * 2 + 1) * chunk + 1 <= size_mib:
+                handle.seek((index * 2 + 1) * chunk * MIB)
+                handle.write(b'\0' * MIB)
+    return path
+
+
+@pytest.fixture(scope='module')
+def sources(tmp_path_factory):
+    """The same 24 MiB image (12 MiB of random data) in each format."""
+    directory = tmp_path_factory.mktemp('sources')
+    raw = make_raw(directory / 'src.raw', 24, 12)
+    found = {'raw': raw}
+    for fmt in FORMATS:
+        if fmt != 'raw':
+            found[fmt] = directory / ('src.' + fmt)
+            subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', fmt, str(raw), str(found[fmt])], check=True)
+    return found
+
+
+@pytest.fixture
+def src(tmp_path):
+    return make_raw(tmp_path / 'src.raw', 24, 12)
+
+
+@pytest.fixture
+def holder():
+    """Hold images open with qemu-io (read-write, as a running VM does); closed afterwards."""
+    processes = []
+
+    def hold(path, fmt):
+        proc = subprocess.Popen(['qemu-io', '-f', fmt, str(path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        processes.append(proc)
+        # Wait for qemu's locks in /proc/locks (probing with qemu-img could make qemu-io fail to get them).
+        inode = ':%d ' % os.stat(str(path)).st_ino
+        deadline = time.monotonic() + 10
+        while not any('OFDLCK' in line and inode in line for line in open('/proc/locks')):
+            assert proc.poll() is None and time.monotonic() < deadline, 'qemu-io did not open %s' % path
+            time.sleep(0.02)
+        return proc
+    yield hold
+    for proc in processes:
+        proc.kill()
+        proc.wait()
+
+
+# --- conversions -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('source_format,target_format',
+                         [pair for pair in itertools.product(FORMATS, FORMATS) if pair[0] != pair[1]])
+def test_convert_every_pair(sources, tmp_path, source_format, target_format):
+    dest = tmp_path / ('dest.' + target_format)
+    args = {'src': str(sources[source_format]), 'path': str(dest), 'format': target_format}
+
+    first = image(args)
+    assert first['changed'] is True and first['actions'] == ['convert'], first
+    assert info(dest)['format'] == target_format
+    compare(sources[source_format], dest)
+    compare(sources['raw'], dest)
+
+    assert image(args)['changed'] is False
+    assert image(args, check=True)['changed'] is False
+    assert leftovers(tmp_path) == []
+
+
+def test_check_mode_and_diff_create_nothing(src, tmp_path):
+    dest = tmp_path / 'dest.vdi'
+    args = {'src': str(src), 'path': str(dest), 'format': 'vdi', 'mode': '0640'}
+
+    checked = image(args, check=True)
+    assert checked['changed'] is True and checked['actions'] == ['convert']
+    assert checked['diff']['before'] == {'exists': False}
+    after = checked['diff']['after']
+    assert (after['format'], after['virtual_size'], after['mode']) == ('vdi', 24 * MIB, '0640')
+    assert os.listdir(str(tmp_path)) == ['src.raw']
+
+    done = image(args)
+    assert done['changed'] is True
+    assert done['diff']['after'] == checked['diff']['after']
+    assert oct(os.stat(str(dest)).st_mode & 0o777) == '0o640'
+    again = image(args, check=True)
+    assert again['changed'] is False and again['diff']['before'] == again['diff']['after'] == done['diff']['after']
+
+
+def test_source_changes_reconvert(src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    args = {'src': str(src), 'path': str(dest)}
+    assert image(args)['changed'] is True
+
+    qemu_io(src, 'raw', 'write -P 0xab 1M 64k')
+    checked = image(args, check=True)
+    assert checked['changed'] is True
+    assert any('changed since the last conversion' in reason for reason in checked['reasons']), checked['reasons']
+    done = image(args)
+    assert done['changed'] is True
+    compare(src, dest)
+    assert image(args)['changed'] is False
+
+    # Replacing the source by another file of the same size (a new inode) counts too.
+    replacement = tmp_path / 'other.raw'
+    make_raw(replacement, 24, 12)
+    os.rename(str(replacement), str(src))
+    assert image(args)['changed'] is True
+    compare(src, dest)
+
+
+def test_force_and_changed_settings_reconvert(src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    args = {'src': str(src), 'path': str(dest)}
+    assert image(args)['changed'] is True
+    inode = os.stat(str(dest)).st_ino
+
+    forced = image(dict(args, force=True))
+    assert forced['changed'] is True and forced['reasons'] == ['force: true']
+    assert os.stat(str(dest)).st_ino != inode  # a new file renamed over the old one
+
+    compressed = image(dict(args, compress=True))
+    assert compressed['changed'] is True
+    assert any('compress' in reason for reason in compressed['reasons'])
+    assert image(dict(args, compress=True))['changed'] is False
+    compare(src, dest)
+
+    as_vmdk = image(dict(args, format='vmdk', subformat='streamOptimized'))
+    assert as_vmdk['changed'] is True
+    assert info(dest)['format-specific']['data']['create-type'] == 'streamOptimized'
+    assert image(dict(args, format='vmdk', subformat='streamOptimized'))['changed'] is False
+    compare(src, dest)
+
+
+def test_foreign_destination_is_converted_once(src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(src), str(dest)], check=True)
+    args = {'src': str(src), 'path': str(dest)}
+
+    first = image(args)
+    assert first['changed'] is True
+    assert first['reasons'] == ['no record of a conversion from this source (no fingerprint)']
+    assert image(args)['changed'] is False
+
+
+def test_vpc_fixed_keeps_its_rounded_size(src, tmp_path):
+    dest = tmp_path / 'dest.vhd'
+    args = {'src': str(src), 'path': str(dest), 'format': 'vpc', 'subformat': 'fixed'}
+    assert image(args)['changed'] is True
+    # A fixed VHD has only a footer: qemu-img's probe sees raw, the module reads it as vpc.
+    data = json.loads(subprocess.run(['qemu-img', 'info', '-f', 'vpc', '--output=json', str(dest)],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert data['virtual-size'] != 24 * MIB  # vpc rounds to its disk geometry
+    assert os.stat(str(dest)).st_size > 24 * MIB  # fixed: fully allocated
+    assert image(args)['changed'] is False
+    compare(src, dest, 'vpc')
+
+    exact = image(dict(args, options={'force_size': True}))
+    assert exact['changed'] is True and exact['image']['virtual_size'] == 24 * MIB
+    assert image(dict(args, options={'force_size': True}))['changed'] is False
+    compare(src, dest, 'vpc')
+
+
+def test_convert_to_a_larger_size(src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    args = {'src': str(src), 'path': str(dest), 'size': '32M'}
+    assert image(args)['changed'] is True
+    assert info(dest)['virtual-size'] == 32 * MIB
+    compare(src, dest)
+    assert image(args)['changed'] is False
+
+    smaller = image(dict(args, size='16M'))
+    assert smaller['failed'] is True and 'smaller than the virtual size of src' in smaller['msg']
+
+
+def test_convert_with_a_backing_file(sources, tmp_path):
+    """An overlay converted onto a copy of its base (-B): only the overlay's own data is written."""
+    base = tmp_path / 'base.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(sources['raw']), str(base)], check=True)
+    changed = tmp_path / 'changed.qcow2'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', str(changed)],
+                   check=True)
+    qemu_io(changed, 'qcow2', 'write -P 0x5a 2M 1M')
+    copy = tmp_path / 'copy-of-base.qcow2'
+    subprocess.run(['cp', '--sparse=always', str(base), str(copy)], check=True)
+
+    dest = tmp_path / 'delta.qcow2'
+    args = {'src': str(changed), 'path': str(dest), 'backing_file': 'copy-of-base.qcow2'}
+    assert image(args)['changed'] is True
+    data = info(dest)
+    assert (data['backing-filename'], data['backing-filename-format']) == ('copy-of-base.qcow2', 'qcow2')
+    assert data['actual-size'] < 4 * MIB  # the overlay's 1 MiB, not the 12 MiB of its base
+    compare(changed, dest)
+    assert image(args)['changed'] is False
+
+    # A change in the source's backing chain counts as a change of the source.
+    qemu_io(base, 'qcow2', 'write -P 0x77 8M 64k')
+    again = image(args, check=True)
+    assert again['changed'] is True
+    assert any(str(base) in reason for reason in again['reasons']), again['reasons']
+
+
+# --- create, resize, attributes ----------------------------------------------------------------
+
+def test_create_and_overlay(tmp_path):
+    base = tmp_path / 'base.qcow2'
+    args = {'path': str(base), 'size': '64M', 'cluster_size': '128K', 'options': {'lazy_refcounts': True}}
+    assert image(args, check=True)['changed'] is True
+    assert not base.exists()
+    created = image(args)
+    assert created['changed'] is True and created['actions'] == ['create']
+    data = info(base)
+    assert (data['virtual-size'], data['cluster-size']) == (64 * MIB, 128 * 1024)
+    assert data['format-specific']['data']['lazy-refcounts'] is True
+    assert image(args)['changed'] is False
+
+    overlay = tmp_path / 'overlay.qcow2'
+    over = {'path': str(overlay), 'backing_file': 'base.qcow2'}
+    assert image(over)['changed'] is True
+    data = info(overlay)
+    assert (data['backing-filename'], data['backing-filename-format'], data['virtual-size']) == \
+        ('base.qcow2', 'qcow2', 64 * MIB)
+    assert image(over)['changed'] is False
+
+    other = image({'path': str(overlay), 'backing_file': 'other.qcow2'})
+    assert other['failed'] is True and 'backed by base.qcow2' in other['msg']
+    wrong = image({'path': str(base), 'format': 'raw', 'size': '64M'})
+    assert wrong['failed'] is True and 'is a qcow2 image, not raw' in wrong['msg']
+    differs = image(dict(args, cluster_size='64K'))
+    assert differs['changed'] is False and differs['differences'] == ['cluster size is 128 KiB']
+    assert leftovers(tmp_path) == []
+
+
+def test_resize_grows_and_shrinks_only_when_allowed(tmp_path):
+    disk = tmp_path / 'disk.raw'
+    assert image({'path': str(disk), 'format': 'raw', 'size': 32 * MIB})['changed'] is True
+    qemu_io(disk, 'raw', 'write -P 0x11 0 1M')
+
+    grow = {'path': str(disk), 'format': 'raw', 'size': '48M'}
+    checked = image(grow, check=True)
+    assert checked['changed'] is True and checked['actions'] == ['grow']
+    assert checked['diff']['before']['virtual_size'] == 32 * MIB
+    assert checked['diff']['after']['virtual_size'] == 48 * MIB
+    assert info(disk)['virtual-size'] == 32 * MIB
+    assert image(grow)['changed'] is True
+    assert info(disk)['virtual-size'] == 48 * MIB
+    assert image(grow)['changed'] is False
+
+    shrink = {'path': str(disk), 'format': 'raw', 'size': '16M'}
+    refused = image(shrink)
+    assert refused['failed'] is True
+    assert 'would shrink it' in refused['msg'] and 'allow_shrink' in refused['msg']
+    assert info(disk)['virtual-size'] == 48 * MIB
+    done = image(dict(shrink, allow_shrink=True))
+    assert done['changed'] is True and done['actions'] == ['shrink']
+    assert info(disk)['virtual-size'] == 16 * MIB
+    qemu_io(disk, 'raw', 'read -P 0x11 0 1M')
+
+
+def test_owner_and_mode(tmp_path):
+    disk = tmp_path / 'disk.qcow2'
+    args = {'path': str(disk), 'size': '16M', 'mode': '0600'}
+    assert image(args)['changed'] is True
+    assert os.stat(str(disk)).st_mode & 0o777 == 0o600
+
+    wanted = dict(args, owner='nobody', group='nogroup', mode='0640')
+    checked = image(wanted, check=True)
+    assert checked['changed'] is True and checked['actions'] == ['attributes']
+    assert (checked['diff']['after']['owner'], checked['diff']['after']['mode']) == ('nobody', '0640')
+    assert os.stat(str(disk)).st_mode & 0o777 == 0o600
+    done = image(wanted)
+    assert done['changed'] is True and done['diff']['after'] == checked['diff']['after']
+    st = os.stat(str(disk))
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, 65534)
+    assert image(wanted)['changed'] is False
+
+    # A conversion over it keeps owner and mode.
+    src = make_raw(tmp_path / 'src.raw', 16, 4)
+    assert image({'path': str(disk), 'src': str(src)})['changed'] is True
+    st = os.stat(str(disk))
+    assert (st.st_mode & 0o777, st.st_uid) == (0o640, 65534)
+
+
+def test_absent(src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    assert image({'src': str(src), 'path': str(dest)})['changed'] is True
+    checked = image({'path': str(dest), 'state': 'absent'}, check=True)
+    assert checked['changed'] is True and dest.exists()
+    assert image({'path': str(dest), 'state': 'absent'})['changed'] is True
+    assert not dest.exists()
+    assert image({'path': str(dest), 'state': 'absent'})['changed'] is False
+
+
+def test_bad_inputs(src, tmp_path):
+    cases = [
+        ({'path': str(tmp_path / 'a.qcow2')}, 'give size to create it'),
+        ({'path': str(tmp_path / 'a.qcow2'), 'size': '10X'}, "size '10X' is not a size"),
+        ({'path': str(tmp_path / 'a.qcow2'), 'src': str(tmp_path / 'missing.raw')}, 'does not exist'),
+        ({'path': str(src), 'src': str(src)}, 'src and path are both'),
+        ({'path': str(tmp_path / 'a.vmdk'), 'src': str(src), 'format': 'vmdk', 'subformat': 'monolithicFlat'},
+         'cannot be replaced atomically'),
+        ({'path': str(tmp_path), 'size': '1M'}, 'is not a regular file'),
+        ({'path': str(tmp_path / 'a.raw'), 'src': str(src), 'format': 'raw', 'compress': True}, 'compress works'),
+    ]
+    for args, message in cases:
+        result = image(args)
+        assert result.get('failed') is True and message in result['msg'], (args, result)
+    assert sorted(os.listdir(str(tmp_path))) == ['src.raw']
+
+
+# --- interruptions, full file systems, images in use -------------------------------------------
+
+def _start_module(args):
+    handle = tempfile.NamedTemporaryFile('w', suffix='.json', delete=False)
+    json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    handle.close()
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'ansible_collections.virtops.hypervisor.plugins.modules.qemu_image', handle.name],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir(),
+        env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)))
+    return proc, handle.name
+
+
+def _children(pid):
+    try:
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _wait_for_writing(proc, directory):
+    """Wait until qemu-img runs under the module and its temporary file has data; returns qemu-img's pid."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = _children(proc.pid)
+        temps = leftovers(directory)
+        if children and temps and os.stat(os.path.join(str(directory), temps[0])).st_blocks * 512 > 8 * MIB:
+            return children[0]
+        assert proc.poll() is None, 'the module ended before it could be interrupted: %s' % (proc.communicate(),)
+        time.sleep(0.005)
+    raise AssertionError('qemu-img did not start writing')
+
+
+@pytest.fixture(scope='module')
+def big_source(tmp_path_factory):
+    """1 GiB, 256 MiB of it random data: a conversion takes long enough to be interrupted."""
+    return make_raw(tmp_path_factory.mktemp('big') / 'big.raw', 1024, 256)
+
+
+def test_kill_9_leaves_no_destination(big_source, tmp_path):
+    dest = tmp_path / 'dest.vdi'
+    args = {'src': str(big_source), 'path': str(dest), 'format': 'vdi', 'fsync': True}
+    proc, args_file = _start_module(args)
+    try:
+        qemu_img = _wait_for_writing(proc, tmp_path)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        # qemu-img lives on, finishes its temporary file and exits; nothing renames it.
+        for _attempt in range(600):
+            if not os.path.exists('/proc/%d' % qemu_img):
+                break
+            time.sleep(0.05)
+    finally:
+        os.unlink(args_file)
+    assert not dest.exists()
+    stale = leftovers(tmp_path)
+    assert len(stale) == 1 and stale[0].startswith('.dest.vdi.')
+
+    checked = image(args, check=True)
+    assert checked['stale_temp_files'] == [str(tmp_path / stale[0])] and leftovers(tmp_path) == stale
+    rerun = image(dict(args, fsync=False))
+    assert rerun['changed'] is True and rerun['stale_temp_files'] == [str(tmp_path / stale[0])]
+    assert leftovers(tmp_path) == []
+    compare(big_source, dest)
+
+
+def test_sigterm_removes_the_temporary_file_and_keeps_the_old_image(big_source, src, tmp_path):
+    dest = tmp_path / 'dest.qcow2'
+    assert image({'src': str(src), 'path': str(dest)})['changed'] is True
+    before = os.stat(str(dest))
+    proc, args_file = _start_module({'src': str(big_source), 'path': str(dest), 'fsync': True})
+    try:
+        qemu_img = _wait_for_writing(proc, tmp_path)
+        proc.send_signal(signal.SIGTERM)
+        out, _err = proc.communicate(timeout=30)
+    finally:
+        os.unlink(args_file)
+    result = json.loads(out)
+    assert result['failed'] is True and 'interrupted by signal 15' in result['msg']
+    assert not os.path.exists('/proc/%d' % qemu_img) or open('/proc/%d/stat' % qemu_img).read().split()[2] == 'Z'
+    assert leftovers(tmp_path) == []
+    assert os.stat(str(dest)).st_ino == before.st_ino
+    compare(src, dest)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """An 8 MiB tmpfs (needs root)."""
+    mountpoint = tmp_path / 'small'
+    mountpoint.mkdir()
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', str(mountpoint)], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip('cannot mount a tmpfs: %s' % proc.stderr.strip())
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(['umount', str(mountpoint)], check=True)
+
+
+def test_full_file_system_fails_clearly_and_leaves_nothing(src, small_fs):
+    old = small_fs / 'old.raw'
+    old_args = {'src': str(make_raw(small_fs.parent / 'old-src.raw', 2, 1)), 'path': str(old), 'format': 'raw'}
+    assert image(old_args)['changed'] is True
+    for fmt in ('qcow2', 'raw', 'vdi'):
+        dest = small_fs / ('dest.' + fmt)
+        result = image({'src': str(src), 'path': str(dest), 'format': fmt})
+        assert result['failed'] is True, result
+        assert 'no space left on the file system of %s' % small_fs in result['msg'], result['msg']
+        assert 'is unchanged' in result['msg']
+        assert sorted(os.listdir(str(small_fs))) == ['old.raw']
+    # Replacing an existing image fails the same way and keeps it.
+    result = image(dict(old_args, src=str(src)))
+    assert result['failed'] is True and 'no space left' in result['msg']
+    assert sorted(os.listdir(str(small_fs))) == ['old.raw']
+    compare(old_args['src'], old)
+
+
+@pytest.mark.parametrize('fmt', ['qcow2', 'raw'])
+def test_image_in_use_is_refused(src, tmp_path, holder, fmt):
+    dest = tmp_path / ('dest.' + fmt)
+    args = {'src': str(src), 'path': str(dest), 'format': fmt}
+    assert image(args)['changed'] is True
+    before = os.stat(str(dest))
+    holder(dest, fmt)
+
+    assert image(args)['changed'] is False  # nothing to do is fine while a VM runs
+    for change in ({'force': True}, {'state': 'absent'}):
+        for check in (True, False):
+            result = image(dict(args, **change), check=check)
+            assert result.get('failed') is True, result
+            assert result['msg'].startswith('%s is in use: a running VM' % dest), result['msg']
+    grow = image({'path': str(dest), 'format': fmt, 'size': '32M'})
+    assert grow['failed'] is True and 'is in use' in grow['msg']
+    after = os.stat(str(dest))
+    assert (after.st_ino, after.st_mtime_ns, info(dest)['virtual-size']) == (before.st_ino, before.st_mtime_ns,
+                                                                             24 * MIB)
+    assert leftovers(tmp_path) == []
+
+
+def test_source_in_use_is_refused(src, tmp_path, holder):
+    source = tmp_path / 'running.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(src), str(source)], check=True)
+    holder(source, 'qcow2')
+    dest = tmp_path / 'copy.vdi'
+    result = image({'src': str(source), 'path': str(dest), 'format': 'vdi'})
+    assert result['failed'] is True
+    assert 'src %s is in use by a running VM' % source in result['msg'], result['msg']
+    assert not dest.exists() and leftovers(tmp_path) == []
+
+
+# --- qemu_image_info ---------------------------------------------------------------------------
+
+def test_info_fields_chain_snapshots_and_check(src, tmp_path):
+    base = tmp_path / 'base.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(src), str(base)], check=True)
+    subprocess.run(['qemu-img', 'snapshot', '-c', 'before', str(base)], check=True)
+    overlay = tmp_path / 'overlay.qcow2'
+    assert image({'path': str(overlay), 'backing_file': 'base.qcow2', 'mode': '0640'})['changed'] is True
+
+    result = run_module('qemu_image_info', {'path': [str(overlay), str(base), str(src), str(tmp_path / 'no.qcow2')],
+                                            'check': True})
+    assert result['changed'] is False
+    top, middle, raw, missing = result['images']
+    assert (top['format'], top['virtual_size'], top['backing_file'], top['backing_format']) == \
+        ('qcow2', 24 * MIB, 'base.qcow2', 'qcow2')
+    assert top['full_backing_file'] == str(base)
+    assert [item['path'] for item in top['backing_chain']] == [str(base)]
+    assert top['backing_chain'][0]['format'] == 'qcow2'
+    assert (top['cluster_size'], top['dirty'], top['corrupt'], top['encrypted'], top['mode']) == \
+        (65536, False, False, False, '0640')
+    assert top['check']['result'] == 'ok' and top['check']['corruptions'] == 0
+    assert [snap['name'] for snap in middle['snapshots']] == ['before']
+    assert middle['actual_size'] > 8 * MIB and middle['backing_chain'] == []
+    assert raw['format'] == 'raw' and raw['check']['result'] == 'unsupported'
+    assert missing == {'path': str(tmp_path / 'no.qcow2'), 'exists': False}
+
+    one = run_module('qemu_image_info', {'path': str(base)}, check=True)
+    assert len(one['images']) == 1 and 'check' not in one['images'][0]
+
+
+def test_info_reads_images_in_use(src, tmp_path, holder):
+    disk = tmp_path / 'disk.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-O', 'qcow2', str(src), str(disk)], check=True)
+    holder(disk, 'qcow2')
+    result = run_module('qemu_image_info', {'path': [str(disk)], 'check': True})
+    assert result['images'][0]['format'] == 'qcow2'
+    assert result['images'][0]['check']['result'] in ('ok', 'leaks')
