@@ -77,6 +77,9 @@ class DomainSpec(object):
 
     def _validate_options(self):
         opts = self.options
+        for kind in ('disks', 'interfaces'):  # validation fills in defaults: not into the module's params
+            if opts[kind] is not None:
+                opts[kind] = [dict(item) for item in opts[kind]]
         for key in ('memory', 'vcpus'):
             if opts[key] is not None and opts[key] < 1:
                 raise dx.DomainXMLError('%s%s must be at least 1, not %s' % (_where(self.label), key, opts[key]))
@@ -86,8 +89,6 @@ class DomainSpec(object):
             self._validate_disk(_join(self.label, 'disks[%d]' % index), disk)
         for index, interface in enumerate(opts['interfaces'] or []):
             self._validate_interface(_join(self.label, 'interfaces[%d]' % index), interface)
-        for kind in ('disks', 'interfaces'):
-            opts[kind] = [dict(item) for item in opts[kind]] if opts[kind] is not None else None
 
     def _validate_disk(self, label, disk):
         if disk.get('path') and disk.get('volume'):
@@ -167,6 +168,7 @@ class DomainManager(object):
         self.pending = []
         self.jobs = []
         self.warnings = []
+        self.inactive_xml = {}
 
     @property
     def caps(self):
@@ -189,8 +191,13 @@ class DomainManager(object):
             if spec.state == 'absent':
                 result['state'], after = 'absent', None
             else:
-                result['state'] = predicted['state'] if predicted else self._state(dom)
-                after = (predicted or self._snapshot(dom)) if self.diff else None
+                if not result['changed'] and before is not None:
+                    after = before
+                elif self.diff:
+                    after = predicted or self._snapshot(dom)
+                else:
+                    after = None
+                result['state'] = (after or predicted or {}).get('state') or self._state(dom)
             if self.diff and before != after:
                 secret_changed = dx.secrets_of((before or {}).get('xml')) != dx.secrets_of((after or {}).get('xml'))
                 diffs.append({'before_header': spec.name, 'after_header': spec.name,
@@ -216,10 +223,13 @@ class DomainManager(object):
         result['changed'] = True
 
     def _xml(self, dom, which=XML_INACTIVE):
-        flags = libvirt.VIR_DOMAIN_XML_SECURE
-        if which == XML_INACTIVE:
-            flags |= libvirt.VIR_DOMAIN_XML_INACTIVE
-        return dom.XMLDesc(flags)
+        """A domain's definition; the inactive one is read once per call of the module and kept until redefined."""
+        if which == XML_LIVE:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
+        name = dom.name()
+        if name not in self.inactive_xml:
+            self.inactive_xml[name] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+        return self.inactive_xml[name]
 
     def _state(self, dom):
         return STATE_NAMES.get(dom.state()[0], 'nostate')
@@ -297,6 +307,7 @@ class DomainManager(object):
             return dom
         dom = self._define_xml(spec, dx.to_string(desired))
         self.domains[spec.name] = dom
+        self.inactive_xml.pop(spec.name, None)
         if spec.xml is not None:
             left = dx.differences(desired, dx.parse(self._xml(dom)), self.caps.machine_aliases)
             if left:

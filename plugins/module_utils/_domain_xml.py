@@ -273,14 +273,14 @@ def _apply_disks(devices, disks):
     existing = devices.findall('disk')
     pairs = _match(disks, existing, [
         lambda want, have: wanted_disk_source(want) is not None and wanted_disk_source(want) == disk_source(have),
-        lambda want, have: want.get('target') is not None and want['target'] == _target_dev(have),
+        lambda want, have: want.get('target') is not None and want['target'] == target_dev(have),
         lambda want, have: wanted_disk_source(want) is None and have.get('device') == want['device']
         and disk_source(have) is None,
     ])
     for elem in existing:
         devices.remove(elem)
     used = set(want['target'] for want in disks if want.get('target'))
-    used.update(_target_dev(have) for want, have in pairs if have is not None and not want.get('target'))
+    used.update(target_dev(have) for want, have in pairs if have is not None and not want.get('target'))
     index = _device_insert_index(devices, 'disk')
     for want, have in pairs:
         elem = _disk_element(want, have, used)
@@ -288,7 +288,7 @@ def _apply_disks(devices, disks):
         index += 1
 
 
-def _target_dev(disk_elem):
+def target_dev(disk_elem):
     target = disk_elem.find('target')
     return target.get('dev') if target is not None else None
 

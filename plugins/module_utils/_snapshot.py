@@ -210,7 +210,7 @@ class SnapshotManager(object):
                 raise LibvirtFailure(
                     "disk %s of domain '%s' (%s) is %s: internal snapshots need qcow2 disks. Set disk_only: true for "
                     "an external snapshot (a qcow2 overlay next to the image), or convert the disk to qcow2."
-                    % (dx.summarize(root)['disks'][writable.index(disk)]['target'], self.params['domain'],
+                    % (dx.target_dev(disk), self.params['domain'],
                        dx.disk_source(disk)[1], image_format))
 
     def _create(self, xml, flags):

@@ -193,6 +193,7 @@ differences:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_with_connection
+from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
 from ansible_collections.virtops.hypervisor.plugins.module_utils._snapshot import SnapshotManager
 
 
@@ -230,11 +231,7 @@ def main():
         module.fail_json(msg="name '%s' does not start with retain_prefix '%s': the snapshot just taken would "
                              "not count" % (params['name'], params['retain_prefix']))
     result = run_with_connection(module, lambda conn: SnapshotManager(conn, params, module.check_mode).run())
-    for warning in result.pop('warnings'):
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff')
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':

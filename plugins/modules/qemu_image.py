@@ -258,6 +258,7 @@ stale_temp_files:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import FORMATS, ImageFailure, ImageManager
+from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
 
 
 def main():
@@ -287,11 +288,7 @@ def main():
         result = ImageManager(module).run()
     except ImageFailure as exc:
         module.fail_json(msg=str(exc))
-    for warning in result.pop('warnings'):
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff')
-    module.exit_json(**result)
+    exit_with_result(module, result)
 
 
 if __name__ == '__main__':
