@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Build the VirtualBox test image: the Debian sid image of scripts/build-image.sh with `contrib`
+# enabled and virtualbox (7.2.x) installed, for the vbox_* integration tests. VirtualBox's kernel
+# driver cannot be built or loaded in a container, so VMs cannot start there; VBoxManage manages
+# them (create, modify, snapshot, clone, export, import) all the same.
+#
+# Usage: scripts/build-vbox-image.sh
+#   Progress goes to stderr; the image tag is printed on stdout as the last line.
+#   Tag: localhost/virtops-debian:sid-virtualbox-<hash>, <hash> = sha256(this script + the sid
+#   image's ID), first 12 hex; an existing tag is reused ("cached").
+# Running: like the sid image (systemd >= 258 needs the host's cgroup2 tree):
+#   podman run -d -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw <tag>
+set -euo pipefail
+
+readonly REPO=localhost/virtops-debian
+top=$(cd "$(dirname "$0")/.." && pwd)
+readonly top
+
+step() { printf '%s\n' "build-vbox-image: $*" >&2; }
+die() { printf '%s\n' "build-vbox-image: ERROR: $*" >&2; exit 1; }
+
+[[ ${EUID} -eq 0 ]] || die "must run as root (rootful podman)"
+base=$("${top}/scripts/build-image.sh" sid | tail -n 1)
+base_id=$(podman image inspect --format '{{.Id}}' "${base}")
+self=$(readlink -f "${BASH_SOURCE[0]}")
+hash=$({ cat "${self}"; printf '\n%s\n' "${base_id}"; } | sha256sum | cut -c1-12)
+tag="${REPO}:sid-virtualbox-${hash}"
+
+exec 9>/var/tmp/virtops-debian-sid-virtualbox.lock
+flock 9
+if podman image exists "${tag}"; then
+    step "cached ${tag}"
+    printf '%s\n' "${tag}"
+    exit 0
+fi
+
+container=virtops-build-vbox-$$
+cleanup() {
+    local rc=$?
+    podman rm -f -t 0 "${container}" >/dev/null 2>&1 || true
+    exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start=${SECONDS}
+podman run -d --name "${container}" -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw "${base}" >/dev/null
+for _ in $(seq 60); do
+    state=$(podman exec "${container}" systemctl is-system-running --wait 2>/dev/null) && break
+    [[ ${state} == degraded ]] && break
+    sleep 1
+done
+# virtualbox's postinst tries to start virtualbox.service, which fails without the kernel driver:
+# the package still installs (exit 0). The unit is disabled so containers boot "running".
+if ! out=$(podman exec "${container}" bash -euc '
+    sed -i "s/^\(deb .* sid main\)$/\1 contrib/" /etc/apt/sources.list
+    grep -q " contrib" /etc/apt/sources.list
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtualbox
+    systemctl disable virtualbox.service
+    systemctl reset-failed
+    apt-get clean
+    find /var/lib/apt/lists -mindepth 1 -maxdepth 1 ! -name partial -exec rm -rf {} +
+    VBoxManage --version' 2>&1); then
+    printf '%s\n' "${out}" | tail -n 30 >&2
+    die "installing virtualbox in ${base} failed"
+fi
+step "virtualbox $(printf '%s\n' "${out}" | tail -n 1) installed ($((SECONDS - start)) s)"
+podman stop -t 10 "${container}" >/dev/null
+podman commit --quiet "${container}" "${tag}" >/dev/null
+step "podman commit: ${tag}"
+
+while read -r old; do
+    [[ ${old} != "${tag}" ]] || continue
+    if podman rmi "${old}" >/dev/null 2>&1; then
+        step "removed stale ${old}"
+    fi
+done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${REPO}:sid-virtualbox-*")
+
+printf '%s\n' "${tag}"
