@@ -5,7 +5,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
-tree="${top}/.build/sanity/ansible_collections/virtops/hypervisor"
+tree="${SANITY_ROOT:-${top}/.build/sanity}/ansible_collections/virtops/hypervisor"
 mkdir -p "${tree}"
 rsync -a --delete --exclude=/.venv --exclude=/.build --exclude=/.git/ --exclude=/tests/output \
     --exclude=__pycache__ --exclude=.pytest_cache "${top}/" "${tree}/"

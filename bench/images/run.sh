@@ -10,8 +10,10 @@
 #   task:   the same module as a task of bench/images/convert.yml through ansible-playbook, timed by
 #           the task's duration in the ansible.posix.json report: adds Ansible's per-task cost
 #           (AnsiballZ, a fork; the same for any module). ansible-playbook's start-up is left out.
-# Each measurement starts from no destination, with dirty pages flushed (`sync`, untimed) and the
-# source in the page cache; the variants rotate which goes first. Then the no-op rerun on an
+# Each measurement starts from no destination, with dirty pages flushed (`sync`, untimed) and, with
+# BENCH_CACHE=warm (default), the source in the page cache; BENCH_CACHE=cold drops the page cache
+# before every measurement (root), so the source is read from disk, as for an image not read lately.
+# The variants rotate which goes first. Then the no-op rerun on an
 # up-to-date destination of the full-size image (module process, task, whole ansible-playbook).
 # Medians of BENCH_RUNS runs (default 3), as a markdown table; Ratio = throughput / plain throughput
 # (= plain time / time).
@@ -22,6 +24,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 readonly top
 readonly runs=${BENCH_RUNS:-3} size_mib=${BENCH_SIZE_MIB:-2048} bench_dir=${BENCH_DIR:-/var/tmp}
+readonly cache=${BENCH_CACHE:-warm}
 readonly PAIRS=(qcow2:raw qcow2:vdi qcow2:vmdk qcow2:vpc raw:qcow2)
 export ANSIBLE_CONFIG=${top}/ansible.cfg PATH=${top}/.venv/bin:${PATH}
 export ANSIBLE_COLLECTIONS_PATH=${ANSIBLE_COLLECTIONS_PATH:-${top}/.build/collections}
@@ -30,6 +33,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 
 die() { printf 'bench/images: %s\n' "$*" >&2; exit 1; }
 [[ ${runs} =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, not '${runs}'"
+[[ ${cache} == warm || ${cache} == cold ]] || die "BENCH_CACHE must be warm or cold, not '${cache}'"
 if ! [[ ${size_mib} =~ ^[1-9][0-9]*$ ]] || ((size_mib < 256)); then die "BENCH_SIZE_MIB must be 256 or more"; fi
 [[ -f ${ANSIBLE_COLLECTIONS_PATH}/ansible_collections/virtops/hypervisor/plugins/modules/qemu_image.py ]] ||
     die "qemu_image is not installed in ${ANSIBLE_COLLECTIONS_PATH}: run make collection"
@@ -60,13 +64,19 @@ make_source() {
 }
 
 now() { date +%s.%N; }
+
+# Before each measurement (untimed): dirty pages written back; with BENCH_CACHE=cold, caches dropped.
+settle() {
+    sync
+    if [[ ${cache} == cold ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
 elapsed() { awk -v start="$1" -v end="$2" 'BEGIN { printf "%.3f", end - start }'; }
 
 # plain SRCFMT FMT: prints seconds
 plain() {
     local start end
     rm -f "${work}/dest.$2"
-    sync
+    settle
     start=$(now)
     qemu-img convert -f "$1" -O "$2" "${work}/src.$1" "${work}/dest.$2"
     end=$(now)
@@ -80,7 +90,7 @@ module() {
     [[ ${3:-} == keep ]] || rm -f "${work}/dest.$2"
     printf '{"ANSIBLE_MODULE_ARGS": {"src": "%s", "src_format": "%s", "path": "%s", "format": "%s"}}\n' \
         "${work}/src.$1" "$1" "${work}/dest.$2" "$2" >"${work}/args.json"
-    sync
+    settle
     start=$(now)
     out=$(cd "${work}" && PYTHONPATH=${ANSIBLE_COLLECTIONS_PATH} "${top}/.venv/bin/python" \
         -m ansible_collections.virtops.hypervisor.plugins.modules.qemu_image "${work}/args.json") ||
@@ -94,7 +104,7 @@ module() {
 task() {
     local start end out
     [[ ${3:-} == keep ]] || rm -f "${work}/dest.$2"
-    sync
+    settle
     start=$(now)
     out=$("${playbook[@]}" -e "{\"bench_src\": \"${work}/src.$1\", \"bench_src_format\": \"$1\",
         \"bench_dest\": \"${work}/dest.$2\", \"bench_format\": \"$2\"}" | "${task_seconds[@]}") ||
@@ -147,10 +157,11 @@ for ((i = 0; i < runs; i++)); do
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-printf '\nqemu-img convert vs qemu_image, %s, %d MiB image (%d MiB allocated), median of %d runs (%s, %s)\n\n' \
-    "$(date -u +%F)" "${size_mib}" "${data_mib}" "${runs}" "$(uname -n)" "$(qemu-img --version | head -n 1)"
+printf '\nqemu-img convert vs qemu_image, %s, %d MiB image (%d MiB allocated), median of %d runs, %s cache (%s, %s)\n\n' \
+    "$(date -u +%F)" "${size_mib}" "${data_mib}" "${runs}" "${cache}" "$(uname -n)" "$(qemu-img --version | head -n 1)"
 echo '| Conversion | plain qemu-img convert | qemu_image (module process) | Ratio | qemu_image (ansible task) | Ratio |'
 echo '| --- | --- | --- | --- | --- | --- |'
+sum_plain=0 sum_module=0 sum_task=0
 for pair in "${PAIRS[@]}"; do
     # shellcheck disable=SC2086 # the lists are space-separated numbers
     plain_s=$(median ${times[plain,${pair}]})
@@ -162,7 +173,11 @@ for pair in "${PAIRS[@]}"; do
         'BEGIN { r = mib * 1.048576
                  printf "| %s | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.2f | %.2f s (%.0f MB/s) | %.2f |\n",
                         label, p, r / p, m, r / m, p / m, t, r / t, p / t }'
+    read -r sum_plain sum_module sum_task < <(awk -v a="${sum_plain}" -v b="${sum_module}" -v c="${sum_task}" \
+        -v p="${plain_s}" -v m="${module_s}" -v t="${task_s}" 'BEGIN { print a + p, b + m, c + t }')
 done
+awk -v p="${sum_plain}" -v m="${sum_module}" -v t="${sum_task}" \
+    'BEGIN { printf "| all pairs (sum of medians) | %.2f s | %.2f s | %.2f | %.2f s | %.2f |\n", p, m, p / m, t, p / t }'
 # shellcheck disable=SC2086
 printf '\nNo-op rerun on the %d MiB image: module process %.2f s, ansible task %.2f s, whole ansible-playbook %.2f s (medians)\n' \
     "${size_mib}" "$(median ${times[noop,module]})" "$(median ${times[noop,task]})" "$(median ${times[noop,wall]})"

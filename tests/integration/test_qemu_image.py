@@ -482,6 +482,76 @@ def test_full_file_system_fails_clearly_and_leaves_nothing(src, small_fs):
     compare(old_args['src'], old)
 
 
+@pytest.fixture
+def no_xattr_fs(tmp_path):
+    """A ramfs (needs root): a real file system without extended attributes, as some NFS and FUSE exports."""
+    mountpoint = tmp_path / 'ramfs'
+    mountpoint.mkdir()
+    proc = subprocess.run(['mount', '-t', 'ramfs', 'ramfs', str(mountpoint)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        pytest.skip('cannot mount a ramfs: %s' % proc.stderr.strip())
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(['umount', str(mountpoint)], check=True)
+
+
+def test_fingerprint_sidecar_on_a_file_system_without_xattrs(src, no_xattr_fs):
+    probe = no_xattr_fs / 'probe'
+    probe.write_bytes(b'')
+    with pytest.raises(OSError):
+        os.setxattr(str(probe), 'user.virtops.probe', b'1')
+    probe.unlink()
+    dest = no_xattr_fs / 'dest.vdi'
+    args = {'src': str(src), 'path': str(dest), 'format': 'vdi'}
+    assert image(args)['changed'] is True
+    sidecar = no_xattr_fs / '.dest.vdi.qemu_image.json'
+    assert sorted(os.listdir(str(no_xattr_fs))) == ['.dest.vdi.qemu_image.json', 'dest.vdi']
+    assert json.loads(sidecar.read_text())['image']['inode'] == os.stat(str(dest)).st_ino
+    compare(src, dest)
+    assert image(args)['changed'] is False
+    assert image(args, check=True)['changed'] is False
+
+    qemu_io(src, 'raw', 'write -P 0xcd 2M 64k')
+    assert image(args)['changed'] is True
+    compare(src, dest)
+    assert image(args)['changed'] is False
+
+    # Another file renamed over the image: the sidecar belongs to the old inode and no longer counts.
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'vdi', str(src), str(no_xattr_fs / 'other.vdi')],
+                   check=True)
+    os.rename(str(no_xattr_fs / 'other.vdi'), str(dest))
+    again = image(args)
+    assert again['changed'] is True
+    assert again['reasons'] == ['no record of a conversion from this source (no fingerprint)'], again['reasons']
+    assert image(args)['changed'] is False
+
+    assert image({'path': str(dest), 'state': 'absent'})['changed'] is True
+    assert os.listdir(str(no_xattr_fs)) == []
+
+
+def test_vhdx_create_and_convert(src, tmp_path):
+    created = tmp_path / 'new.vhdx'
+    args = {'path': str(created), 'format': 'vhdx', 'size': '64M', 'subformat': 'dynamic'}
+    assert image(args, check=True)['changed'] is True and not created.exists()
+    assert image(args)['changed'] is True
+    data = info(created)
+    assert (data['format'], data['virtual-size']) == ('vhdx', 64 * MIB)
+    assert image(args)['changed'] is False
+
+    dest = tmp_path / 'dest.vhdx'
+    conversion = {'src': str(src), 'path': str(dest), 'format': 'vhdx'}
+    assert image(conversion)['changed'] is True
+    assert info(dest)['format'] == 'vhdx'
+    compare(src, dest)
+    assert image(conversion)['changed'] is False
+    back = tmp_path / 'back.qcow2'
+    assert image({'src': str(dest), 'path': str(back)})['changed'] is True
+    compare(src, back)
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize('fmt', ['qcow2', 'raw'])
 def test_image_in_use_is_refused(src, tmp_path, holder, fmt):
     dest = tmp_path / ('dest.' + fmt)
