@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the VirtualBox test image: the Debian sid image of scripts/build-image.sh with `contrib`
-# enabled and virtualbox (7.2.x) installed, for the vbox_* integration tests. VirtualBox's kernel
+# enabled and virtualbox (7.2.x) installed, for the vbox_* integration tests; qemu-utils too, for
+# the playbook that converts a KVM disk for VirtualBox. VirtualBox's kernel
 # driver cannot be built or loaded in a container, so VMs cannot start there; VBoxManage manages
 # them (create, modify, snapshot, clone, export, import) all the same.
 #
@@ -56,7 +57,7 @@ if ! out=$(podman exec "${container}" bash -euc '
     sed -i "s/^\(deb .* sid main\)$/\1 contrib/" /etc/apt/sources.list
     grep -q " contrib" /etc/apt/sources.list
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtualbox
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtualbox qemu-utils
     systemctl disable virtualbox.service
     systemctl reset-failed
     apt-get clean

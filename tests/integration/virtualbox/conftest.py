@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -71,6 +72,24 @@ class Container(object):
             return json.loads(proc.stdout)
         except ValueError:
             raise AssertionError('%s printed no JSON:\n%s\n%s' % (name, proc.stdout, proc.stderr))
+
+
+    def run_playbook(self, playbook, extra_vars, check=False):
+        """Run a playbook of this repository against the container (podman connection, the installed
+        collection on the controller side); returns the JSON report with `rc`."""
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK='json',
+                   ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
+        variables = dict(extra_vars, target_hosts=self.name, ansible_python_interpreter='/usr/bin/python3')
+        argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', self.name + ',',
+                '-c', 'containers.podman.podman', '-e', json.dumps(variables),
+                str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+        try:
+            report = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('%s printed no JSON report:\n%s\n%s' % (playbook, proc.stdout, proc.stderr))
+        report['rc'] = proc.returncode
+        return report
 
 
 def _wait_running(name):
