@@ -24,10 +24,11 @@ bootstrap:
 collection: bootstrap
 	@scripts/install-collection.sh
 
-# debootstrap waits on the network most of the time: build both releases at once.
+# debootstrap waits on the network most of the time: build the releases at once.
 images: bootstrap
-	@scripts/build-image.sh bookworm >/dev/null & pid=$$!; \
-	scripts/build-image.sh trixie >/dev/null || exit 1; wait $$pid
+	@scripts/build-image.sh bookworm >/dev/null & bookworm=$$!; \
+	scripts/build-image.sh sid >/dev/null & sid=$$!; \
+	scripts/build-image.sh trixie >/dev/null || exit 1; wait $$bookworm || exit 1; wait $$sid
 
 sanity: collection
 	@scripts/sanity.sh
@@ -45,10 +46,13 @@ molecule: collection images
 	@$(BIN)/molecule test -s kvm_host
 	@echo "== molecule localhost (this machine)"
 	@$(BIN)/molecule test -s localhost
+	@echo "== molecule virtualbox_host (podman: Debian sid, VirtualBox from contrib)"
+	@$(BIN)/molecule test -s virtualbox_host
 
-# Modules against this machine's libvirtd (set up by the localhost scenario) with real guests.
+# Modules against this machine's libvirtd (set up by the localhost scenario) with real guests, and
+# the VirtualBox modules in a container of scripts/build-vbox-image.sh.
 integration: collection
-	@echo "== integration tests (qemu:///system, emulated guests)"
+	@echo "== integration tests (qemu:///system with emulated guests; VirtualBox 7.2 in a sid container)"
 	@$(BIN)/pytest -q tests/integration
 
 test: sanity lint unit molecule integration

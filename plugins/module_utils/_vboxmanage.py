@@ -19,6 +19,7 @@ __metaclass__ = type
 import os
 import re
 
+DRIVER_DEVICE = '/dev/vboxdrv'
 DRIVER_WARNING_START = 'WARNING: The character device /dev/vboxdrv does not exist.'
 DRIVER_WARNING_END = 'You will not be able to start VMs until this problem is fixed.'
 NOT_FOUND = 'VBOX_E_OBJECT_NOT_FOUND'
@@ -128,6 +129,120 @@ def parse_snapshots(values):
     return snapshots, current
 
 
+def parse_ostypes(text):
+    """`VBoxManage list ostypes`: [(id, description)] in VirtualBox's order."""
+    found = []
+    for line in text.splitlines():
+        match = re.match(r'^ID / Description:\s+(\S+) -- (.*)$', line.strip())
+        if match:
+            found.append((match.group(1), match.group(2).strip()))
+        else:
+            # VirtualBox before 7.1 printed `ID:` and `Description:` on lines of their own.
+            match = re.match(r'^ID:\s+(\S+)$', line.strip())
+            if match:
+                found.append((match.group(1), match.group(1)))
+            match = re.match(r'^Description:\s+(.*)$', line.strip())
+            if match and found:
+                found[-1] = (found[-1][0], match.group(1).strip())
+    return found
+
+
+SIZE_UNITS = {'bytes': 1, 'kbytes': 1 << 10, 'mbytes': 1 << 20, 'gbytes': 1 << 30, 'tbytes': 1 << 40}
+
+
+def parse_size(text):
+    """`64 MBytes` (showmediuminfo, list hdds) in bytes; None when it is not a size."""
+    match = re.match(r'^\s*(\d+(?:\.\d+)?)\s*([KMGT]?Bytes)\s*$', text or '', re.I)
+    if not match:
+        return None
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_hdds(text):
+    """`VBoxManage list --long hdds`: the registered hard disk media, each a dict with uuid, parent (uuid or
+    None for a base image), location, format, state, type, virtual_size (bytes), in_use_by (VM UUIDs of the
+    current states and snapshots using it) and children (uuids)."""
+    media, medium, last_key = [], None, None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = re.match(r'^([A-Za-z][A-Za-z /]*?):\s+(.*)$', line)
+        if match:
+            key, value = match.group(1), match.group(2).strip()
+            last_key = key
+            if key == 'UUID':
+                medium = {'uuid': value, 'parent': None, 'location': None, 'format': None, 'state': None,
+                          'type': None, 'virtual_size': None, 'in_use_by': [], 'children': []}
+                media.append(medium)
+            elif medium is None:
+                continue
+            elif key == 'Parent UUID':
+                medium['parent'] = None if value == 'base' else value
+            elif key == 'Location':
+                medium['location'] = value
+            elif key == 'Storage format':
+                medium['format'] = value
+            elif key == 'State':
+                medium['state'] = value
+            elif key == 'Type':
+                medium['type'] = value
+            elif key == 'Capacity':
+                medium['virtual_size'] = parse_size(value)
+            elif key == 'In use by VMs':
+                medium['in_use_by'] = _vm_uuids(value)
+            elif key == 'Child UUIDs':
+                medium['children'] = [value]
+        elif medium is not None and line.startswith(' ') and last_key in ('Child UUIDs', 'In use by VMs'):
+            # Continuation lines: further children, or further VMs using the medium.
+            if last_key == 'Child UUIDs':
+                medium['children'].append(line.strip())
+            else:
+                medium['in_use_by'].extend(_vm_uuids(line))
+    return media
+
+
+def _vm_uuids(text):
+    """The VM UUIDs in an `In use by VMs:` value: `web (UUID: <vm>) [snap (UUID: <snapshot>)]`."""
+    found = []
+    for match in re.finditer(r'\(UUID: ([0-9a-fA-F-]+)\)(?: \[[^\]]*\])?', text):
+        found.append(match.group(1))
+    # The bracketed snapshot UUIDs are not VMs: keep only those outside brackets.
+    outside = re.sub(r'\[[^\]]*\]', '', text)
+    return [uuid for uuid in found if uuid in outside]
+
+
+def parse_import_dry_run(text):
+    """What `VBoxManage import <appliance> -n` says it would create for virtual system 0: a dict with
+    ostype, name, memory (MiB), cpus, description, base_folder (the keys it printed)."""
+    found = {}
+    patterns = (
+        ('ostype', r'^\s*\d+: Suggested OS type: "(.*)"'),
+        ('name', r'^\s*\d+: Suggested VM name "(.*)"'),
+        ('base_folder', r'^\s*\d+: Suggested VM base folder "(.*)"'),
+        ('cpus', r'^\s*\d+: Number of CPUs: (\d+)'),
+        ('memory', r'^\s*\d+: Guest memory: (\d+) MB'),
+    )
+    lines = text.split('\n')
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.strip().startswith('Virtual system 1:'):
+            break
+        for key, pattern in patterns:
+            match = re.match(pattern, line)
+            if match:
+                found[key] = int(match.group(1)) if key in ('cpus', 'memory') else match.group(1)
+        match = re.match(r'^\s*\d+: Description "(.*)$', line)
+        if match:
+            value = match.group(1)
+            while not value.endswith('"') and i + 1 < len(lines):
+                i += 1
+                value += '\n' + lines[i]
+            found['description'] = value[:-1]
+        i += 1
+    return found
+
+
 class VBoxManage(object):
     """VBoxManage through module.run_command with argv lists only, C locale, the driver warning removed."""
 
@@ -154,6 +269,19 @@ class VBoxManage(object):
         """Run a command with --machinereadable and parse its output."""
         _rc, out, _err = self.run(list(args) + ['--machinereadable'])
         return parse_machinereadable(out)
+
+    def ostypes(self):
+        """The guest OS types this VirtualBox knows: [(id, description)]."""
+        return parse_ostypes(self.run(['list', 'ostypes'])[1])
+
+    def hdds(self):
+        """The registered hard disk media (see parse_hdds)."""
+        return parse_hdds(self.run(['list', '--long', 'hdds'])[1])
+
+    @staticmethod
+    def driver_present():
+        """Whether the VirtualBox kernel driver's device exists (VMs can start)."""
+        return os.path.exists(DRIVER_DEVICE)
 
     def vms(self):
         """Registered VMs: [(name, uuid)]."""

@@ -44,8 +44,8 @@ class Container(object):
         proc = subprocess.run(['podman', 'exec', '-i', '-w', '/tmp', self.name] + list(argv), capture_output=True,
                               text=True, check=False, input=input)
         if check and proc.returncode != 0:
-            raise AssertionError('%s failed (rc %d):\n%s\n%s' % (' '.join(argv), proc.returncode, proc.stdout,
-                                                                   proc.stderr))
+            command = ' '.join(argv)
+            raise AssertionError('%s failed (rc %d):\n%s\n%s' % (command, proc.returncode, proc.stdout, proc.stderr))
         return proc
 
     def vboxmanage(self, *args, check=True):
@@ -72,7 +72,6 @@ class Container(object):
             return json.loads(proc.stdout)
         except ValueError:
             raise AssertionError('%s printed no JSON:\n%s\n%s' % (name, proc.stdout, proc.stderr))
-
 
     def run_playbook(self, playbook, extra_vars, check=False):
         """Run a playbook of this repository against the container (podman connection, the installed
