@@ -116,16 +116,18 @@ def parse_snapshots(values):
             nodes[match.group(1)] = value
     current_node = values.get('CurrentSnapshotNode')
     current = values.get('CurrentSnapshotName')
-    snapshots, by_name = [], {}
+    snapshots, by_node = [], {}
     for suffix in sorted(nodes, key=lambda s: [int(part) for part in s.split('-')[1:]]):
-        parent = nodes.get(suffix.rpartition('-')[0]) if suffix else None
+        parent = by_node[suffix.rpartition('-')[0]] if suffix else None
         snapshot = {'name': nodes[suffix], 'uuid': values.get('SnapshotUUID' + suffix),
-                    'description': values.get('SnapshotDescription' + suffix, ''), 'parent': parent,
+                    'description': values.get('SnapshotDescription' + suffix, ''),
+                    'parent': parent['name'] if parent else None,
                     'children': [], 'current': current_node == 'SnapshotName' + suffix}
         snapshots.append(snapshot)
-        by_name.setdefault(snapshot['name'], snapshot)
+        # Keyed by node path, not by name: VirtualBox allows two snapshots of the same name.
+        by_node[suffix] = snapshot
         if parent is not None:
-            by_name[parent]['children'].append(snapshot['name'])
+            parent['children'].append(snapshot['name'])
     return snapshots, current
 
 

@@ -96,3 +96,14 @@ def test_snapshot_tree():
     assert [(s['name'], s['parent'], s['children'], s['current']) for s in snapshots] == [
         ('base', None, ['child1', 'child2'], False), ('child1', 'base', [], False), ('child2', 'base', [], True)]
     assert snapshots[0]['description'] == 'first\nline two'
+
+
+def test_parse_snapshots_keeps_duplicate_names_apart():
+    # VirtualBox allows two snapshots named s1: each keeps its own place in the tree.
+    values = {'SnapshotName': 's1', 'SnapshotUUID': 'u1', 'SnapshotName-1': 's1', 'SnapshotUUID-1': 'u2',
+              'SnapshotName-1-1': 'leaf', 'SnapshotUUID-1-1': 'u3', 'CurrentSnapshotName': 'leaf',
+              'CurrentSnapshotNode': 'SnapshotName-1-1'}
+    snapshots, current = v.parse_snapshots(values)
+    assert current == 'leaf'
+    assert [(s['uuid'], s['parent'], s['children'], s['current']) for s in snapshots] == [
+        ('u1', None, ['s1'], False), ('u2', 's1', ['leaf'], False), ('u3', 's1', [], True)]
