@@ -12,12 +12,19 @@ readonly NAME=virtops-demo
 case ${target} in
     container)
         image=$("${top}/scripts/build-image.sh" bookworm | tail -n 1)
-        if [[ $(podman container inspect --format '{{.ImageName}}' "${NAME}" 2>/dev/null) != "${image}" ]]; then
+        current=$(podman container inspect --format '{{.ImageName}}' "${NAME}" 2>/dev/null || true)
+        if [[ ${current} == "${image}" && $(podman container inspect --format '{{.State.Running}}' "${NAME}") != true ]]; then
+            podman start "${NAME}" >/dev/null || current=''
+        fi
+        # podman can list a container as running whose processes are gone (exec then fails): recreate it.
+        if [[ ${current} == "${image}" ]] && ! podman exec "${NAME}" true >/dev/null 2>&1; then
+            echo "demo: container ${NAME} does not answer; recreating it"
+            current=''
+        fi
+        if [[ ${current} != "${image}" ]]; then
             podman rm --force "${NAME}" >/dev/null 2>&1 || true
             echo "demo: starting container ${NAME} from ${image}"
             podman run --detach --name "${NAME}" --hostname "${NAME}" --systemd=always "${image}" /sbin/init >/dev/null
-        elif [[ $(podman container inspect --format '{{.State.Running}}' "${NAME}") != true ]]; then
-            podman start "${NAME}" >/dev/null
         fi
         # apt fails while systemd is still mounting /tmp: wait for the boot to finish (right after
         # the start systemd may not even have its bus socket yet, hence the loop).
