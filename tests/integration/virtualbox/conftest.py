@@ -60,6 +60,13 @@ class Container(object):
                 values[key.strip('"')] = value[1:-1] if value.startswith('"') and value.endswith('"') else value
         return values
 
+    def settings(self, vm):
+        """machinereadable() without VMStateChangeTime: VBoxSVC holds it in milliseconds while it runs, the
+        settings file in seconds, so it changes when an idle VBoxSVC exits and the next call reloads the VM."""
+        values = self.machinereadable(vm)
+        values.pop('VMStateChangeTime', None)
+        return values
+
     def run_module(self, name, args, check=False, diff=True):
         """Run a module of the mounted collection in the container: JSON arguments in, JSON result out."""
         args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)

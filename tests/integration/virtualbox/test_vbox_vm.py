@@ -218,7 +218,7 @@ def test_unregister_with_and_without_delete_files(vbox, names):
 def test_bad_inputs_change_nothing(vbox, names):
     name = names('bad')
     assert vbox.run_module('vbox_vm', {'name': name, 'memory': 256})['changed']
-    before = vbox.machinereadable(name)
+    before = vbox.settings(name)
     cases = [
         ({'memory': 512, 'nics': [{'type': 'nat'}, {'type': 'nat'}, {'type': 'bridged'}]},
          'nics[2].adapter is required with type bridged'),
@@ -234,7 +234,7 @@ def test_bad_inputs_change_nothing(vbox, names):
         for check in (True, False):
             result = vbox.run_module('vbox_vm', dict(extra, name=name), check=check)
             assert result.get('failed') and message in result['msg'], result
-    assert vbox.machinereadable(name) == before
+    assert vbox.settings(name) == before
     # A new VM with a bad request is not created.
     result = vbox.run_module('vbox_vm', {'name': names('never'), 'storage_controllers': [{'name': 'SATA'}]})
     assert result.get('failed') and not registered(vbox, names('never'))
@@ -243,14 +243,14 @@ def test_bad_inputs_change_nothing(vbox, names):
 def test_start_without_driver_fails_and_changes_nothing(vbox, names):
     name = names('run')
     assert vbox.run_module('vbox_vm', {'name': name, 'memory': 256})['changed']
-    before = vbox.machinereadable(name)
+    before = vbox.settings(name)
     for state in ('running', 'paused'):
         for check in (True, False):
             result = vbox.run_module('vbox_vm', {'name': name, 'state': state, 'memory': 1024}, check=check)
             assert result.get('failed'), result
             assert '/dev/vboxdrv does not exist' in result['msg']
             assert 'virtualbox-dkms' in result['msg'] and 'Nothing was changed' in result['msg']
-    assert vbox.machinereadable(name) == before
+    assert vbox.settings(name) == before
     # A new VM that must run is not even created.
     result = vbox.run_module('vbox_vm', {'name': names('newrun'), 'state': 'running'})
     assert result.get('failed') and not registered(vbox, names('newrun'))
