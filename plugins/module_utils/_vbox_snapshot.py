@@ -26,7 +26,7 @@ import copy
 import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import (
-    VBoxFailure, VBoxManage, error_text)
+    VBoxFailure, VBoxManage, error_text, parent_of, read_tree, snapshot_entry, walk)
 
 UUID_RE = re.compile(r'^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$')
 # VM states in which VirtualBox restores a snapshot (the VM's process is not running).
@@ -36,61 +36,9 @@ NEW = '(new)'  # the key and the shown UUID of the snapshot check mode predicts
 
 # --- the tree, pure functions ------------------------------------------------------------------
 
-def read_tree(values):
-    """The snapshot tree in showvminfo (or `snapshot list`) --machinereadable values.
-
-    VBoxManage names nodes by path (`SnapshotName` the root, `SnapshotName-1-2` the second child of
-    its first child). Unlike parse_snapshots this keys every node by UUID, so that duplicate names
-    keep their own parents and children. Returns {'roots': [uuid], 'children': {uuid: [uuid]},
-    'info': {uuid: {'name', 'description'}}, 'current': uuid or None}.
-    """
-    nodes = {}
-    for key in values:
-        match = re.match(r'^SnapshotName((?:-\d+)*)$', key)
-        if match:
-            nodes[match.group(1)] = values.get('SnapshotUUID' + match.group(1))
-    tree = {'roots': [], 'children': {}, 'info': {}, 'current': None}
-    for suffix in sorted(nodes, key=lambda s: [int(part) for part in s.split('-')[1:]]):
-        uuid = nodes[suffix]
-        tree['info'][uuid] = {'name': values['SnapshotName' + suffix],
-                              'description': values.get('SnapshotDescription' + suffix, '')}
-        tree['children'][uuid] = []
-        if suffix:
-            tree['children'][nodes[suffix.rpartition('-')[0]]].append(uuid)
-        else:
-            tree['roots'].append(uuid)
-        if values.get('CurrentSnapshotNode') == 'SnapshotName' + suffix:
-            tree['current'] = uuid
-    return tree
-
-
-def parent_of(tree, uuid):
-    return next((parent for parent, children in tree['children'].items() if uuid in children), None)
-
-
-def walk(tree):
-    """(uuid, depth) in tree order: parents before children, children in VirtualBox's order."""
-    order = []
-
-    def visit(uuids, depth):
-        for uuid in uuids:
-            order.append((uuid, depth))
-            visit(tree['children'][uuid], depth + 1)
-    visit(tree['roots'], 0)
-    return order
-
-
 def describe(tree, uuid):
-    """A snapshot as the module returns it."""
-    parent = parent_of(tree, uuid)
-    return {
-        'name': tree['info'][uuid]['name'],
-        'uuid': None if uuid == NEW else uuid,
-        'description': tree['info'][uuid]['description'],
-        'parent': tree['info'][parent]['name'] if parent else None,
-        'children': [tree['info'][child]['name'] for child in tree['children'][uuid]],
-        'current': tree['current'] == uuid,
-    }
+    """A snapshot as the module returns it (a predicted new one without UUID)."""
+    return dict(snapshot_entry(tree, uuid), uuid=None if uuid == NEW else uuid)
 
 
 def snapshots(tree):

@@ -601,15 +601,13 @@ class VMManager(object):
                     for argv in commands:
                         self.vbox.run(argv)
         if state in POWER_STATES and not stopped:
-            if info is None:
-                current = {'state': 'poweroff'}
-            else:
-                current = info if self.check_mode else self.read()
-            self._power(current, state)
+            # Settings change only while the VM is off, so the power state read first still holds.
+            self._power(info or {'state': 'poweroff'}, state)
         if self.params.get('export_to'):
             self._export()
         self.result['diff'] = {'before': _ordered(before), 'after': _ordered(after)}
-        vm = None if info is None else self.read()
+        # Read the VM again only when this run changed it.
+        vm = info if self.check_mode or not self.result['actions'] else self.read()
         self.result['vm'] = vm
         self.result['state'] = target if self.check_mode else power_state(vm)
         return self.result
@@ -695,7 +693,7 @@ class VMManager(object):
         if params.get('base_folder'):
             argv += ['--basefolder', params['base_folder']]
         self.result['appliance'] = appliance
-        self._created('import', argv)
+        self.act('import', argv)
 
     def _clone(self):
         params = self.params
@@ -713,10 +711,7 @@ class VMManager(object):
             argv += ['--options', 'link']
         if params.get('base_folder'):
             argv += ['--basefolder', params['base_folder']]
-        self._created('clone', argv)
-
-    def _created(self, action, argv):
-        self.act(action, argv)
+        self.act('clone', argv)
 
     # ----- power
 

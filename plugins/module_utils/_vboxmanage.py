@@ -102,33 +102,68 @@ def parse_list(text):
     return found
 
 
-def parse_snapshots(values):
+def read_tree(values):
     """The snapshot tree in showvminfo (or `snapshot list`) --machinereadable values.
 
-    VBoxManage names the nodes by path: `SnapshotName` is the root, `SnapshotName-1` its first child,
-    `SnapshotName-1-2` that child's second child. Returns (snapshots in tree order, each a dict with
-    name, uuid, description, parent (name or None), children (names), current), current name or None).
+    VBoxManage names nodes by path (`SnapshotName` the root, `SnapshotName-1-2` the second child of
+    its first child). Every node is keyed by UUID: VirtualBox allows two snapshots of the same name.
+    Returns {'roots': [uuid], 'children': {uuid: [uuid]},
+    'info': {uuid: {'name', 'description'}}, 'current': uuid or None}.
     """
     nodes = {}
-    for key, value in values.items():
+    for key in values:
         match = re.match(r'^SnapshotName((?:-\d+)*)$', key)
         if match:
-            nodes[match.group(1)] = value
-    current_node = values.get('CurrentSnapshotNode')
-    current = values.get('CurrentSnapshotName')
-    snapshots, by_node = [], {}
+            nodes[match.group(1)] = values.get('SnapshotUUID' + match.group(1))
+    tree = {'roots': [], 'children': {}, 'info': {}, 'current': None}
     for suffix in sorted(nodes, key=lambda s: [int(part) for part in s.split('-')[1:]]):
-        parent = by_node[suffix.rpartition('-')[0]] if suffix else None
-        snapshot = {'name': nodes[suffix], 'uuid': values.get('SnapshotUUID' + suffix),
-                    'description': values.get('SnapshotDescription' + suffix, ''),
-                    'parent': parent['name'] if parent else None,
-                    'children': [], 'current': current_node == 'SnapshotName' + suffix}
-        snapshots.append(snapshot)
-        # Keyed by node path, not by name: VirtualBox allows two snapshots of the same name.
-        by_node[suffix] = snapshot
-        if parent is not None:
-            parent['children'].append(snapshot['name'])
-    return snapshots, current
+        uuid = nodes[suffix]
+        tree['info'][uuid] = {'name': values['SnapshotName' + suffix],
+                              'description': values.get('SnapshotDescription' + suffix, '')}
+        tree['children'][uuid] = []
+        if suffix:
+            tree['children'][nodes[suffix.rpartition('-')[0]]].append(uuid)
+        else:
+            tree['roots'].append(uuid)
+        if values.get('CurrentSnapshotNode') == 'SnapshotName' + suffix:
+            tree['current'] = uuid
+    return tree
+
+
+def walk(tree):
+    """(uuid, depth) in tree order: parents before children, children in VirtualBox's order."""
+    order = []
+
+    def visit(uuids, depth):
+        for uuid in uuids:
+            order.append((uuid, depth))
+            visit(tree['children'][uuid], depth + 1)
+    visit(tree['roots'], 0)
+    return order
+
+
+def parent_of(tree, uuid):
+    return next((parent for parent, children in tree['children'].items() if uuid in children), None)
+
+
+def snapshot_entry(tree, uuid):
+    """One snapshot of a read_tree() tree: name, uuid, description, parent and children (names), current."""
+    parent = parent_of(tree, uuid)
+    return {
+        'name': tree['info'][uuid]['name'],
+        'uuid': uuid,
+        'description': tree['info'][uuid]['description'],
+        'parent': tree['info'][parent]['name'] if parent else None,
+        'children': [tree['info'][child]['name'] for child in tree['children'][uuid]],
+        'current': tree['current'] == uuid,
+    }
+
+
+def parse_snapshots(values):
+    """The snapshots of showvminfo (or `snapshot list`) --machinereadable values in tree order, parents
+    before children (see snapshot_entry), and the current snapshot's name or None."""
+    tree = read_tree(values)
+    return [snapshot_entry(tree, uuid) for uuid, _depth in walk(tree)], values.get('CurrentSnapshotName')
 
 
 def parse_ostypes(text):

@@ -124,13 +124,14 @@ def virsh(*args):
     return subprocess.run(['virsh', '-c', URI] + list(args), capture_output=True, text=True, check=True).stdout.strip()
 
 
-def run_playbook(playbook, extra_vars, check=False):
-    """Run a playbook of this repository on this machine with the installed collection; returns the JSON report."""
+def run_playbook(playbook, extra_vars, check=False, host='localhost', connection='local', python=sys.executable):
+    """Run a playbook of this repository on one host (this machine by default) with the installed collection;
+    returns the JSON report with `rc`."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK='json',
                ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_LOCALHOST_WARNING='false',
                ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
-    argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', 'localhost,', '-c', 'local',
-            '-e', json.dumps(dict(extra_vars, target_hosts='localhost', ansible_python_interpreter=sys.executable)),
+    argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', host + ',', '-c', connection,
+            '-e', json.dumps(dict(extra_vars, target_hosts=host, ansible_python_interpreter=python)),
             str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     try:
@@ -139,6 +140,12 @@ def run_playbook(playbook, extra_vars, check=False):
         raise AssertionError('%s printed no JSON report:\n%s\n%s' % (playbook, proc.stdout, proc.stderr))
     report['rc'] = proc.returncode
     return report
+
+
+@pytest.fixture(scope='session')
+def playbook_runner():
+    """run_playbook for conftests of subdirectories, which cannot import this module by name."""
+    return run_playbook
 
 
 def failed_messages(report):

@@ -449,19 +449,23 @@ def test_sigterm_removes_the_temporary_file_and_keeps_the_old_image(big_source, 
     compare(src, dest)
 
 
-@pytest.fixture
-def small_fs(tmp_path):
-    """An 8 MiB tmpfs (needs root)."""
-    mountpoint = tmp_path / 'small'
+def mounted(mountpoint, fstype, *options):
+    """Mount a file system of that type (needs root) at mountpoint for a fixture; skips the test when it cannot."""
     mountpoint.mkdir()
-    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', str(mountpoint)], capture_output=True,
+    proc = subprocess.run(['mount', '-t', fstype] + list(options) + [fstype, str(mountpoint)], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
-        pytest.skip('cannot mount a tmpfs: %s' % proc.stderr.strip())
+        pytest.skip('cannot mount a %s: %s' % (fstype, proc.stderr.strip()))
     try:
         yield mountpoint
     finally:
         subprocess.run(['umount', str(mountpoint)], check=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """An 8 MiB tmpfs."""
+    yield from mounted(tmp_path / 'small', 'tmpfs', '-o', 'size=8m')
 
 
 def test_full_file_system_fails_clearly_and_leaves_nothing(src, small_fs):
@@ -484,17 +488,8 @@ def test_full_file_system_fails_clearly_and_leaves_nothing(src, small_fs):
 
 @pytest.fixture
 def no_xattr_fs(tmp_path):
-    """A ramfs (needs root): a real file system without extended attributes, as some NFS and FUSE exports."""
-    mountpoint = tmp_path / 'ramfs'
-    mountpoint.mkdir()
-    proc = subprocess.run(['mount', '-t', 'ramfs', 'ramfs', str(mountpoint)], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        pytest.skip('cannot mount a ramfs: %s' % proc.stderr.strip())
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(['umount', str(mountpoint)], check=True)
+    """A ramfs: a real file system without extended attributes, as some NFS and FUSE exports."""
+    yield from mounted(tmp_path / 'ramfs', 'ramfs')
 
 
 def test_fingerprint_sidecar_on_a_file_system_without_xattrs(src, no_xattr_fs):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,9 +35,10 @@ SHARED = '/srv/virtops'
 class Container(object):
     """The running VirtualBox container: VBoxManage and module calls through podman exec."""
 
-    def __init__(self, name, shared):
+    def __init__(self, name, shared, playbook_runner):
         self.name = name
         self.shared = Path(shared)  # on the host; SHARED inside
+        self._playbook_runner = playbook_runner
 
     def exec(self, argv, check=False, input=None):
         proc = subprocess.run(['podman', 'exec', '-i', '-w', '/tmp', self.name] + list(argv), capture_output=True,
@@ -83,19 +83,8 @@ class Container(object):
     def run_playbook(self, playbook, extra_vars, check=False):
         """Run a playbook of this repository against the container (podman connection, the installed
         collection on the controller side); returns the JSON report with `rc`."""
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK='json',
-                   ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
-        variables = dict(extra_vars, target_hosts=self.name, ansible_python_interpreter='/usr/bin/python3')
-        argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', self.name + ',',
-                '-c', 'containers.podman.podman', '-e', json.dumps(variables),
-                str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-        try:
-            report = json.loads(proc.stdout)
-        except ValueError:
-            raise AssertionError('%s printed no JSON report:\n%s\n%s' % (playbook, proc.stdout, proc.stderr))
-        report['rc'] = proc.returncode
-        return report
+        return self._playbook_runner(playbook, extra_vars, check=check, host=self.name,
+                                     connection='containers.podman.podman', python='/usr/bin/python3')
 
 
 def _wait_running(name):
@@ -110,7 +99,7 @@ def _wait_running(name):
 
 
 @pytest.fixture(scope='session')
-def vbox(tmp_path_factory):
+def vbox(tmp_path_factory, playbook_runner):
     """One container for the session; every test cleans up the VMs it made (names start with its prefix)."""
     if not (COLLECTION / 'plugins' / 'modules').is_dir():
         pytest.fail('no collection at %s: run make collection (or set VIRTOPS_COLLECTIONS)' % COLLECTION)
@@ -129,6 +118,6 @@ def vbox(tmp_path_factory):
         capture_output=True, text=True, check=True)
     try:
         _wait_running(name)
-        yield Container(name, shared)
+        yield Container(name, shared, playbook_runner)
     finally:
         subprocess.run(['podman', 'rm', '-f', '-t', '0', name], capture_output=True, check=False)
