@@ -19,6 +19,8 @@ import copy
 import re
 import xml.etree.ElementTree as ET
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+
 MEMORY_UNITS = {
     'b': 1, 'bytes': 1, 'k': 1024, 'kib': 1024, 'kb': 1000, 'm': 1024 ** 2, 'mib': 1024 ** 2, 'mb': 1000 ** 2,
     'g': 1024 ** 3, 'gib': 1024 ** 3, 'gb': 1000 ** 3, 't': 1024 ** 4, 'tib': 1024 ** 4, 'tb': 1000 ** 4,
@@ -35,7 +37,7 @@ SECRET_MASK = '********'
 DISK_TARGET_PREFIX = {'virtio': 'vd', 'sata': 'sd', 'scsi': 'sd', 'usb': 'sd', 'ide': 'hd', 'fdc': 'fd'}
 
 
-class DomainXMLError(ValueError):
+class DomainXMLError(ModuleFailure, ValueError):
     """The XML or the options cannot describe a domain; the message names the input."""
 
 

@@ -9,6 +9,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 
 try:
     import libvirt
@@ -27,7 +28,7 @@ STATE_NAMES = {
 }
 
 
-class LibvirtFailure(Exception):
+class LibvirtFailure(ModuleFailure):
     """A libvirt call failed; the message names the object and what to check."""
 
 

@@ -34,6 +34,7 @@ import struct
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 
 FORMATS = ('qcow2', 'raw', 'vdi', 'vmdk', 'vpc', 'vhdx')
 # vmdk subformats that keep the image in one file (the others write extent files named after it).
@@ -53,7 +54,7 @@ SIZE_UNITS = {'': 1, 'b': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 <<
 SIZE_PATTERN = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([bkmgtpe]?)\s*$', re.I)
 
 
-class ImageFailure(Exception):
+class ImageFailure(ModuleFailure):
     """Something about an image failed; the message names the image and what to do."""
 
 

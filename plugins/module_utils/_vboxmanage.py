@@ -19,13 +19,15 @@ __metaclass__ = type
 import os
 import re
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+
 DRIVER_DEVICE = '/dev/vboxdrv'
 DRIVER_WARNING_START = 'WARNING: The character device /dev/vboxdrv does not exist.'
 DRIVER_WARNING_END = 'You will not be able to start VMs until this problem is fixed.'
 NOT_FOUND = 'VBOX_E_OBJECT_NOT_FOUND'
 
 
-class VBoxFailure(Exception):
+class VBoxFailure(ModuleFailure):
     """A VBoxManage call failed, or its output is not what was expected; the message is for the user."""
 
 
