@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 # The installed collection (make collection); VIRTOPS_COLLECTIONS points elsewhere while developing.
 COLLECTIONS = Path(os.environ.get('VIRTOPS_COLLECTIONS', str(REPO / '.build' / 'collections')))
 URI = 'qemu:///system'
-PREFIX = 'virtops-it-'
+# Every object a test makes is named with this prefix (and removed by it): parallel runs set their own.
+PREFIX = os.environ.get('VIRTOPS_IT_PREFIX', 'virtops-it-')
 READY = 'virtops-guest: ready'
 
 libvirt = pytest.importorskip('libvirt')
