@@ -14,7 +14,7 @@ import subprocess
 import textwrap
 import time
 
-from conftest import PREFIX, run_module, serial_log, virsh, wait_for_console
+from virtops_testlib import PREFIX, run_module, serial_log, virsh, wait_for_console
 
 
 def host_view(name):

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import PREFIX, failed_messages, run_module, run_playbook, virsh, wait_for_console
+from virtops_testlib import PREFIX, failed_messages, run_module, run_playbook, virsh, wait_for_console
 
 IMAGES = '/var/lib/libvirt/images'
 

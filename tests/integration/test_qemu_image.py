@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import COLLECTIONS, run_module
+from virtops_testlib import COLLECTIONS, run_module
 
 FORMATS = ['qcow2', 'raw', 'vdi', 'vmdk', 'vpc']
 MIB = 1 << 20

@@ -22,8 +22,9 @@ from pathlib import Path
 import ansible
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-COLLECTIONS = Path(os.environ.get('VIRTOPS_COLLECTIONS', str(REPO / '.build' / 'collections')))
+from virtops_testlib import COLLECTIONS, REPO
+
+# The checkout itself (COLLECTIONS links to it), or what VIRTOPS_COLLECTIONS points at.
 COLLECTION = (COLLECTIONS / 'ansible_collections' / 'virtops' / 'hypervisor').resolve()
 ANSIBLE_PACKAGE = Path(ansible.__file__).resolve().parent
 MOUNTED_PYTHON = '/opt/virtops/python'
@@ -102,7 +103,7 @@ def _wait_running(name):
 def vbox(tmp_path_factory, playbook_runner):
     """One container for the session; every test cleans up the VMs it made (names start with its prefix)."""
     if not (COLLECTION / 'plugins' / 'modules').is_dir():
-        pytest.fail('no collection at %s: run make collection (or set VIRTOPS_COLLECTIONS)' % COLLECTION)
+        pytest.fail('no collection at %s (check VIRTOPS_COLLECTIONS)' % COLLECTION)
     build = subprocess.run([str(REPO / 'scripts' / 'build-vbox-image.sh')], capture_output=True, text=True,
                            check=False)
     assert build.returncode == 0, build.stderr
