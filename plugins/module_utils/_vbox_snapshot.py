@@ -118,17 +118,22 @@ def tree_text(tree, vm_state):
 # --- the manager -------------------------------------------------------------------------------
 
 class VBoxSnapshotManager(object):
+    """Bring one snapshot of one VM to the asked state, recording what it does in a Result (_contract.py)."""
 
-    def __init__(self, module, params, check_mode):
-        self.params = params
-        self.check_mode = check_mode
+    def __init__(self, module, result):
+        self.params = module.params
+        self.result = result
+        self.check_mode = result.check_mode
+        result.set(vm=self.params['vm'], name=self.params['name'])
         self.vbox = VBoxManage(module)
-        self.result = {'changed': False, 'vm': params['vm'], 'name': params['name'], 'warnings': []}
+        self.vm_uuid = None
+        self.vm_state = None
+        self.before = None
+        self.uuid = None
 
     def run(self):
         params = self.params
-        if not params['name'].strip():
-            raise VBoxFailure('name must not be empty')
+        self._check_request()
         values = self._read()
         self.vm_uuid = values['UUID']
         self.vm_state = values.get('VMState', 'unknown')
@@ -147,17 +152,23 @@ class VBoxSnapshotManager(object):
             after, vm_state_after = self._absent()
         else:
             after, vm_state_after = self._restore()
-        if self.result['changed'] and not self.check_mode:
+        if self.result.changed and not self.check_mode:
             values = self._read()
             after, vm_state_after = read_tree(values), values.get('VMState', 'unknown')
-        self.result['snapshot'] = describe(after, self.uuid) if self.uuid in after['info'] else None
-        self.result['snapshots'] = snapshots(after)
-        self.result['current'] = after['info'][after['current']]['name'] if after['current'] else None
-        self.result['vm_state'] = vm_state_after
-        self.result['diff'] = {'before_header': params['vm'], 'after_header': params['vm'],
-                               'before': tree_text(self.before, self.vm_state),
-                               'after': tree_text(after, vm_state_after)}
-        return self.result
+        self.result.set(snapshot=describe(after, self.uuid) if self.uuid in after['info'] else None,
+                        snapshots=snapshots(after),
+                        current=after['info'][after['current']]['name'] if after['current'] else None,
+                        vm_state=vm_state_after)
+        self.result.add_diff(tree_text(self.before, self.vm_state), tree_text(after, vm_state_after),
+                             params['vm'], params['vm'])
+
+    def _check_request(self):
+        params = self.params
+        if not params['name'].strip():
+            raise VBoxFailure('name must not be empty')
+        for option in ('description', 'live'):
+            if params['state'] != 'present' and params[option] not in (None, False):
+                raise VBoxFailure('%s applies to state present only (state is %s)' % (option, params['state']))
 
     def _read(self):
         values = self.vbox.showvminfo(self.params['vm'])
@@ -174,10 +185,6 @@ class VBoxSnapshotManager(object):
                               % (what, self.params['vm'], self.params['vm'], ' '.join(args), error_text(err)))
         return out
 
-    def _change(self, action):
-        self.result.setdefault('actions', []).append(action)
-        self.result['changed'] = True
-
     # --- present -------------------------------------------------------------------------------
 
     def _present(self):
@@ -188,16 +195,15 @@ class VBoxSnapshotManager(object):
         if UUID_RE.match(params['name']):
             raise VBoxFailure("VM '%s' has no snapshot with UUID %s, and a new snapshot is not given a name that "
                               "looks like a UUID (VBoxManage would take it for one)" % (params['vm'], params['name']))
-        self._change('take')
-        if self.check_mode:
-            self.uuid = NEW
-            return predict_take(self.before, params['name'], params['description']), self.vm_state
         args = ['take', params['name']]
         if params['description']:
             args += ['--description', params['description']]
         if params['live'] and self.vm_state == 'running':
             args.append('--live')
-        out = self._snapshot_command(args, "take snapshot '%s'" % params['name'])
+        out = self.result.perform('take', self._snapshot_command, args, "take snapshot '%s'" % params['name'])
+        if self.check_mode:
+            self.uuid = NEW
+            return predict_take(self.before, params['name'], params['description']), self.vm_state
         match = re.search(r'Snapshot taken\. UUID: ([0-9a-fA-F-]{36})', out)
         if match is None:
             raise VBoxFailure("VBoxManage snapshot %s take %s printed no UUID: %s"
@@ -211,9 +217,10 @@ class VBoxSnapshotManager(object):
         found = []
         if params['description'] is not None and existing['description'] != params['description']:
             found.append("description is '%s'" % existing['description'])
+        for line in found:
+            self.result.differ(line)
         if found:
-            self.result['differences'] = found
-            self.result['warnings'].append(
+            self.result.warn(
                 "snapshot '%s' of VM '%s' exists and differs from what was asked (%s); it was left as it is: a "
                 "snapshot records a past state. Delete it (state: absent) and take it again to change it."
                 % (existing['name'], params['vm'], '; '.join(found)))
@@ -227,10 +234,9 @@ class VBoxSnapshotManager(object):
         refusal = delete_refusal(self.before, self.uuid)
         if refusal:
             raise VBoxFailure("cannot delete snapshot '%s' of VM '%s': %s" % (name, self.params['vm'], refusal))
-        self._change('delete')
+        self.result.perform('delete', self._snapshot_command, ['delete', self.uuid], "delete snapshot '%s'" % name)
         if self.check_mode:
             return predict_delete(self.before, self.uuid), self.vm_state
-        self._snapshot_command(['delete', self.uuid], "delete snapshot '%s'" % name)
         return None, None
 
     # --- restored ------------------------------------------------------------------------------
@@ -247,10 +253,9 @@ class VBoxSnapshotManager(object):
                 "cannot restore snapshot '%s' of VM '%s': the VM is %s, and VirtualBox restores snapshots only of a "
                 "VM that is powered off, saved or aborted. Power it off or save its state first (VBoxManage controlvm "
                 "%s poweroff, or savestate), then restore." % (name, params['vm'], self.vm_state, params['vm']))
-        self._change('restore')
+        self.result.perform('restore', self._snapshot_command, ['restore', self.uuid], "restore snapshot '%s'" % name)
         if self.check_mode:
             return predict_restore(self.before, self.uuid), self._restored_state()
-        self._snapshot_command(['restore', self.uuid], "restore snapshot '%s'" % name)
         return None, None
 
     def _restored_state(self):

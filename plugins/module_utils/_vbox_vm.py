@@ -5,7 +5,7 @@
 task manages, apply the differences with as few calls as possible, and drive the power state.
 
 The pure part (``describe``, ``normalize``, ``plan``) works on parsed VBoxManage output and is what the unit
-tests exercise; ``VMManager`` runs the commands.
+tests exercise; ``VMManager`` runs the commands, each change through ``Result.perform`` (``_contract.py``).
 
 Facts about VirtualBox 7.2 this relies on (checked against the real VBoxManage):
 - showvminfo reports the OS type by its description (``Debian (64-bit)``), not its ID: ``list ostypes`` maps them.
@@ -520,16 +520,17 @@ def _slot_text(kind, medium):
 # --- acting ---------------------------------------------------------------------------------------------
 
 class VMManager(object):
-    """Bring one VM to the asked state; the result is what the module returns."""
+    """Bring one VM to the asked state, recording what it does in a Result (contract.py)."""
 
-    def __init__(self, module, params, check_mode):
+    def __init__(self, module, result):
         self.module = module
-        self.params = params
-        self.check_mode = check_mode
+        self.params = module.params
+        self.result = result
+        self.check_mode = result.check_mode
+        self.name = self.params['name']
+        result.set(name=self.name)
         self.vbox = VBoxManage(module)
-        self.name = params['name']
         self._ostypes = None
-        self.result = {'changed': False, 'name': self.name, 'actions': [], 'differences': [], 'warnings': []}
 
     # ----- helpers
 
@@ -544,16 +545,33 @@ class VMManager(object):
             return None
         return describe(values, self.ostypes(), self.vbox.hdds())
 
-    def act(self, action, argv=None):
-        self.result['changed'] = True
-        self.result['actions'].append(action)
-        if argv is not None and not self.check_mode:
-            self.vbox.run(argv)
+    def perform(self, action, argv):
+        """One VBoxManage call that changes the VM (skipped in check mode), recorded once it succeeded."""
+        self.result.perform(action, self.vbox.run, argv)
+
+    def _run_all(self, commands):
+        """Several calls of one action: when a later one fails, the earlier ones did change the VM."""
+        for done, argv in enumerate(commands):
+            try:
+                self.vbox.run(argv)
+            except VBoxFailure:
+                if done:
+                    self.result.mark_changed()
+                raise
 
     # ----- main flow
 
     def run(self):
+        try:
+            self._run()
+        except VBoxFailure as failure:
+            if failure.about is None:
+                failure.about = "VM '%s'" % self.name
+            raise
+
+    def _run(self):
         params = self.params
+        result = self.result
         state = params['state']
         wanted = normalize(params, self.ostypes() if params.get('ostype') is not None else None)
         info = self.read()
@@ -561,10 +579,9 @@ class VMManager(object):
         state_before = power_state(info)
         if state == 'absent':
             self._absent(info)
-            self.result['diff'] = {'before': {'state': state_before}, 'after': {'state': 'absent'}}
-            self.result['vm'] = None
-            self.result['state'] = 'absent'
-            return self.result
+            result.add_diff({'state': state_before}, {'state': 'absent'})
+            result.set(vm=None, state='absent')
+            return
 
         target = self._target_state(info, state)
         needs_start = target in ('running', 'paused') and state_before not in ('running', 'paused')
@@ -574,18 +591,16 @@ class VMManager(object):
 
         stopped = False
         if info is None:
-            if not (self.params.get('import_from') or self.params.get('clone_from')):
+            if not (params.get('import_from') or params.get('clone_from')):
                 plan(blank(self.name), wanted)  # validates the request before anything is created
             before, after = {'state': 'absent'}, wanted_view(wanted)
             after['state'] = target
-            self._create(wanted)
-            if not self.check_mode:
-                info = self.read()
-                self._apply_new(info, wanted)
+            info = self._create(wanted)
         else:
             differences, commands, before, after = plan(info, wanted)
             before['state'], after['state'] = state_before, target
-            self.result['differences'] = differences
+            for line in differences:
+                result.differ(line)
             if commands and state_before not in OFF_STATES:
                 if state not in ('poweroff', 'acpi_shutdown'):
                     raise VBoxFailure("VM '%s' is %s: its settings can only change while it is powered off (%s). "
@@ -595,32 +610,16 @@ class VMManager(object):
                 self._power(info, state)
                 stopped = True
             if commands:
-                self.result['changed'] = True
-                self.result['actions'].append('modify')
-                if not self.check_mode:
-                    for argv in commands:
-                        self.vbox.run(argv)
+                result.perform('modify', self._run_all, commands)
         if state in POWER_STATES and not stopped:
             # Settings change only while the VM is off, so the power state read first still holds.
             self._power(info or {'state': 'poweroff'}, state)
-        if self.params.get('export_to'):
+        if params.get('export_to'):
             self._export()
-        self.result['diff'] = {'before': _ordered(before), 'after': _ordered(after)}
+        result.add_diff(_ordered(before), _ordered(after))
         # Read the VM again only when this run changed it.
-        vm = info if self.check_mode or not self.result['actions'] else self.read()
-        self.result['vm'] = vm
-        self.result['state'] = target if self.check_mode else power_state(vm)
-        return self.result
-
-    def _apply_new(self, info, wanted):
-        """Settings on a VM just created, imported or cloned; it is removed again when they fail."""
-        try:
-            commands = plan(info, wanted)[1]
-            for argv in commands:
-                self.vbox.run(argv)
-        except VBoxFailure as exc:
-            self.vbox.run(['unregistervm', self.name, '--delete'], check=False)
-            raise VBoxFailure('%s; the new VM %s was removed again' % (exc, self.name))
+        vm = info if self.check_mode or not result.actions else self.read()
+        result.set(vm=vm, state=target if self.check_mode else power_state(vm))
 
     def _check_request(self, info, state):
         params = self.params
@@ -665,21 +664,35 @@ class VMManager(object):
     # ----- create, import, clone
 
     def _create(self, wanted):
+        """Create, import or clone the VM with the settings on top; the VM read afterwards (None in check mode)."""
         params = self.params
         if params.get('import_from'):
-            self._import(wanted)
+            action, argv = 'import', self._import_argv(wanted)
         elif params.get('clone_from'):
-            self._clone()
+            action, argv = 'clone', self._clone_argv()
         else:
-            argv = ['createvm', '--name', self.name, '--register']
+            action, argv = 'create', ['createvm', '--name', self.name, '--register']
             if wanted.get('ostype'):
                 argv += ['--ostype', wanted['ostype']]
             if params.get('base_folder'):
                 argv += ['--basefolder', params['base_folder']]
-            self.act('create', argv)
-        self.result['differences'].append('state: absent -> present (%s)' % self.result['actions'][-1])
+        info = self.result.perform(action, self._make, argv, wanted)
+        self.result.differ('state: absent -> present (%s)' % action)
+        return info
 
-    def _import(self, wanted):
+    def _make(self, argv, wanted):
+        """Run the create, import or clone, then apply the settings; a VM whose settings fail is removed again."""
+        self.vbox.run(argv)
+        info = self.read()
+        try:
+            for command in plan(info, wanted)[1]:
+                self.vbox.run(command)
+        except VBoxFailure as exc:
+            self.vbox.run(['unregistervm', self.name, '--delete'], check=False)
+            raise VBoxFailure('%s; the new VM %s was removed again' % (exc, self.name))
+        return info
+
+    def _import_argv(self, wanted):
         params = self.params
         source = params['import_from']
         _rc, out, _err = self.vbox.run(['import', source, '-n'])
@@ -692,10 +705,10 @@ class VMManager(object):
                 argv += ['--' + key, wanted[key]]
         if params.get('base_folder'):
             argv += ['--basefolder', params['base_folder']]
-        self.result['appliance'] = appliance
-        self.act('import', argv)
+        self.result.set(appliance=appliance)
+        return argv
 
-    def _clone(self):
+    def _clone_argv(self):
         params = self.params
         source = self.vbox.showvminfo(params['clone_from'])
         if source is None:
@@ -711,7 +724,7 @@ class VMManager(object):
             argv += ['--options', 'link']
         if params.get('base_folder'):
             argv += ['--basefolder', params['base_folder']]
-        self.act('clone', argv)
+        return argv
 
     # ----- power
 
@@ -720,34 +733,34 @@ class VMManager(object):
         name = self.name
         if state == 'running':
             if have in OFF_STATES + ('saved',):
-                self.act('start', ['startvm', name, '--type', 'headless'])
+                self.perform('start', ['startvm', name, '--type', 'headless'])
             elif have == 'paused':
-                self.act('resume', ['controlvm', name, 'resume'])
+                self.perform('resume', ['controlvm', name, 'resume'])
         elif state == 'paused':
             if have in OFF_STATES + ('saved',):
-                self.act('start', ['startvm', name, '--type', 'headless'])
-                self.act('pause', ['controlvm', name, 'pause'])
+                self.perform('start', ['startvm', name, '--type', 'headless'])
+                self.perform('pause', ['controlvm', name, 'pause'])
             elif have == 'running':
-                self.act('pause', ['controlvm', name, 'pause'])
+                self.perform('pause', ['controlvm', name, 'pause'])
         elif state == 'saved':
             if have in ('running', 'paused'):
-                self.act('save', ['controlvm', name, 'savestate'])
+                self.perform('save', ['controlvm', name, 'savestate'])
         elif state == 'poweroff':
             if have in ('running', 'paused'):
-                self.act('poweroff', ['controlvm', name, 'poweroff'])
+                self.perform('poweroff', ['controlvm', name, 'poweroff'])
             elif have == 'saved':
-                self.act('discard_saved_state', ['discardstate', name])
+                self.perform('discard_saved_state', ['discardstate', name])
         elif state == 'acpi_shutdown':
             if have == 'saved':
-                self.act('discard_saved_state', ['discardstate', name])
+                self.perform('discard_saved_state', ['discardstate', name])
             elif have in ('running', 'paused'):
                 self._acpi_shutdown(have)
 
     def _acpi_shutdown(self, have):
         name = self.name
         if have == 'paused':
-            self.act('resume', ['controlvm', name, 'resume'])
-        self.act('acpi_shutdown', ['controlvm', name, 'acpipowerbutton'])
+            self.perform('resume', ['controlvm', name, 'resume'])
+        self.perform('acpi_shutdown', ['controlvm', name, 'acpipowerbutton'])
         if self.check_mode:
             return
         deadline = time.time() + self.params['timeout']
@@ -760,7 +773,7 @@ class VMManager(object):
             raise VBoxFailure("VM '%s' did not power off within %d seconds of the ACPI power button (the guest may "
                               "ignore it: no ACPI daemon, or still booting). Set force: true to power it off then, "
                               "or a longer timeout" % (name, self.params['timeout']))
-        self.act('poweroff', ['controlvm', name, 'poweroff'])
+        self.perform('poweroff', ['controlvm', name, 'poweroff'])
 
     def _wait_off(self, seconds):
         """After controlvm poweroff: wait until VirtualBox releases the VM's session (unregistering needs it)."""
@@ -780,13 +793,13 @@ class VMManager(object):
         path = params['export_to']
         if os.path.exists(path) and not params['force_export']:
             return
-        self.result['export'] = path
+        self.result.set(export=path)
         fmt = params.get('export_format')
         flags = ['--' + fmt.replace('-', '').replace('.', '')] if fmt else []
-        self.result['changed'] = True
-        self.result['actions'].append('export')
-        if self.check_mode:
-            return
+        self.result.perform('export', self._export_atomically, path, flags)
+
+    def _export_atomically(self, path, flags):
+        """Export into a temporary directory next to path, then move the files into place (the .ovf/.ova last)."""
         directory = os.path.dirname(path)
         workdir = tempfile.mkdtemp(prefix='.%s.' % os.path.basename(path), suffix='.vbox_vm.tmp', dir=directory)
         try:
@@ -806,25 +819,23 @@ class VMManager(object):
             return
         name = self.name
         if info['state'] in ('running', 'paused'):
-            self.act('poweroff', ['controlvm', name, 'poweroff'])
+            self.perform('poweroff', ['controlvm', name, 'poweroff'])
             self._wait_off(30)
         if not self.params['delete_files']:
-            self.act('unregister', ['unregistervm', name])
+            self.perform('unregister', ['unregistervm', name])
             return
         media = self.vbox.hdds()
         own, kept = classify_media(info['uuid'], media, dict((uuid, vm) for vm, uuid in self.vbox.vms()))
-        self.result['deleted_media'] = [medium['location'] for medium in own]
-        self.result['kept_media'] = kept
+        self.result.set(deleted_media=[medium['location'] for medium in own], kept_media=kept)
         if kept:
             for item in kept:
-                self.result['warnings'].append("kept %s: %s" % (item['location'], item['reason']))
-            self.act('unregister', ['unregistervm', name])
-            self.result['actions'].append('delete_files')
-            if not self.check_mode:
-                self._delete_own_files(info, own)
+                self.result.warn("kept %s: %s" % (item['location'], item['reason']))
+            self.perform('unregister', ['unregistervm', name])
+            self.result.perform('delete_files', self._delete_own_files, info, own)
         else:
-            self.act('unregister', ['unregistervm', name, '--delete'])
-            self.result['actions'].append('delete_files')
+            # unregistervm --delete removes the files as well: one call, two actions.
+            self.perform('unregister', ['unregistervm', name, '--delete'])
+            self.result.perform('delete_files')
 
     def _delete_own_files(self, info, own):
         """After unregistervm: remove the VM's own images (children first) and its files."""
@@ -895,7 +906,7 @@ def _ordered(view):
 
 
 def read_vms(module, names=None):
-    """vbox_vm_info: (vms, missing) for the given names, or every registered VM."""
+    """vbox_vm_info's facts: {'vms': [describe()], 'missing': [name]} for the given names, or every registered VM."""
     vbox = VBoxManage(module)
     ostypes = vbox.ostypes()
     media = vbox.hdds()
@@ -908,4 +919,4 @@ def read_vms(module, names=None):
                 missing.append(name)
             continue
         vms.append(describe(values, ostypes, media))
-    return vms, missing
+    return {'vms': vms, 'missing': missing}

@@ -149,14 +149,15 @@ vm_state:
   type: str
   sample: poweroff
 actions:
-  description: What was done, or would be in check mode (V(take), V(delete), V(restore)).
-  returned: when something changed
+  description: What was done, or would be in check mode (V(take), V(delete), V(restore)); empty when nothing
+    changed. A failed call lists what had been done before it failed.
+  returned: always
   type: list
   elements: str
   sample: [take]
 differences:
-  description: How an existing snapshot differs from what was asked; it is left as it is.
-  returned: when the snapshot exists and differs
+  description: How an existing snapshot differs from what was asked; it is left as it is. Empty otherwise.
+  returned: always
   type: list
   elements: str
   sample: ["description is 'old text'"]
@@ -164,9 +165,8 @@ differences:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vbox_snapshot import VBoxSnapshotManager
-from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import VBoxFailure
 
 
 def main():
@@ -180,15 +180,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    params = module.params
-    for option in ('description', 'live'):
-        if params['state'] != 'present' and params[option] not in (None, False):
-            module.fail_json(msg='%s applies to state present only (state is %s)' % (option, params['state']))
-    try:
-        result = VBoxSnapshotManager(module, module.params, module.check_mode).run()
-    except VBoxFailure as exc:
-        module.fail_json(msg=str(exc), vm=module.params['vm'], name=module.params['name'])
-    exit_with_result(module, result)
+    run_module(module, lambda result: VBoxSnapshotManager(module, result).run())
 
 
 if __name__ == '__main__':

@@ -306,7 +306,8 @@ differences:
 actions:
   description: What was done, or would be in check mode, in order (V(create), V(import), V(clone), V(modify),
     V(start), V(pause), V(resume), V(save), V(poweroff), V(acpi_shutdown), V(discard_saved_state), V(export),
-    V(unregister), V(delete_files)).
+    V(unregister), V(delete_files)). A failed call lists what had been done before it failed (an ACPI shutdown
+    that timed out without O(force) lists V(acpi_shutdown): the button was pressed).
   returned: always
   type: list
   elements: str
@@ -338,9 +339,8 @@ kept_media:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vbox_vm import VMManager
-from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import VBoxFailure
 
 
 def main():
@@ -394,11 +394,7 @@ def main():
         mutually_exclusive=[('import_from', 'clone_from')],
         supports_check_mode=True,
     )
-    try:
-        result = VMManager(module, module.params, module.check_mode).run()
-    except VBoxFailure as exc:
-        module.fail_json(msg=str(exc), name=module.params['name'])
-    exit_with_result(module, result)
+    run_module(module, lambda result: VMManager(module, result).run())
 
 
 if __name__ == '__main__':

@@ -142,8 +142,8 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vbox_vm import read_vms
-from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import VBoxFailure
 
 
 def main():
@@ -151,11 +151,7 @@ def main():
         argument_spec={'name': {'type': 'list', 'elements': 'str'}},
         supports_check_mode=True,
     )
-    try:
-        vms, missing = read_vms(module, module.params['name'])
-    except VBoxFailure as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, vms=vms, missing=missing)
+    run_module(module, lambda result: read_vms(module, module.params['name']))
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _vbox_snapshot as vs
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import (
     VBoxFailure, parse_machinereadable)
 
@@ -131,11 +132,28 @@ class FakeVBox(object):
         return self.answers.get(args[2], (0, '', ''))
 
 
+class Module(object):
+    def __init__(self, params):
+        self.params = params
+
+
+class Manager(object):
+    """The manager with its Result: run() returns what the module would return."""
+
+    def __init__(self, params, check_mode):
+        self.result = Result(check_mode, True)
+        self.manager = vs.VBoxSnapshotManager(Module(params), self.result)
+
+    def run(self):
+        self.manager.run()
+        return self.result.as_dict()
+
+
 def manager(monkeypatch, showvminfo, check_mode=False, answers=None, **params):
     fake = FakeVBox(showvminfo, answers)
     monkeypatch.setattr(vs, 'VBoxManage', lambda module: fake)
     params = dict({'vm': 'vm1', 'state': 'present', 'description': None, 'live': False}, **params)
-    return vs.VBoxSnapshotManager(None, params, check_mode), fake
+    return Manager(params, check_mode), fake
 
 
 VM = 'name="vm1"\nUUID="dc0fd9fc-26da-413f-a7b4-def5c9bd181a"\nVMState="%s"\n'
@@ -188,3 +206,22 @@ def test_missing_vm(monkeypatch):
     mgr, _fake = manager(monkeypatch, None, name='x', state='absent')
     with pytest.raises(VBoxFailure, match="VM 'vm1' is not registered with VirtualBox"):
         mgr.run()
+
+
+def test_description_and_live_are_refused_outside_state_present(monkeypatch):
+    for state in ('absent', 'restored'):
+        for option, value in (('description', 'd'), ('live', True)):
+            mgr, fake = manager(monkeypatch, VM % 'poweroff' + TREE, name='b', state=state, **{option: value})
+            with pytest.raises(VBoxFailure) as err:
+                mgr.run()
+            assert str(err.value) == '%s applies to state present only (state is %s)' % (option, state)
+            assert fake.calls == [] and mgr.result.as_dict()['changed'] is False
+
+
+def test_failed_delete_reports_no_change(monkeypatch):
+    err = 'VBoxManage: error: Snapshot operation failed\n'
+    mgr, _fake = manager(monkeypatch, VM % 'poweroff' + TREE, answers={'delete': (1, '', err)}, name='c',
+                         state='absent')
+    with pytest.raises(VBoxFailure):
+        mgr.run()
+    assert mgr.result.as_dict()['changed'] is False and mgr.result.actions == []
