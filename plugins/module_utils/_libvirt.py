@@ -1,15 +1,28 @@
 # Copyright (c) virtops.hypervisor contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The libvirt connection shared by the libvirt_* modules: import, connect, read host facts."""
+"""The libvirt connection shared by the libvirt_* modules: import, connect, read host facts.
+
+A libvirt module's ``main()`` is a few lines over :func:`run_libvirt_module`::
+
+    def main():
+        module = AnsibleModule(argument_spec=..., supports_check_mode=True)
+        run_libvirt_module(module, lambda conn, result: SomeManager(conn, module, result).run())
+
+It checks the bindings, connects to ``module.params['uri']`` and runs the work inside
+:func:`libvirt_errors`, the one place where a ``libvirt.libvirtError`` the manager did not turn into a
+:class:`LibvirtFailure` of its own becomes one; :func:`run_module` reports it. Managers that create or
+change objects another run may change at the same time converge with :func:`retry_on_conflict`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure, run_module
 
 try:
     import libvirt
@@ -42,15 +55,95 @@ def require_libvirt(module):
             exception=LIBVIRT_IMPORT_ERROR)
 
 
+def run_libvirt_module(module, work):
+    """The entry point of a libvirt module: ``run_module`` with ``work(conn, result)`` over one connection.
+
+    ``work`` fills the Result (or returns a dict of facts, for ``*_info`` modules); a libvirt error it
+    lets through is reported as a LibvirtFailure, with what had been recorded up to then.
+    """
+    require_libvirt(module)
+    run_module(module, lambda result: with_connection(module.params['uri'], lambda conn: work(conn, result)))
+
+
+def with_connection(uri, work):
+    """Connect to uri and return work(conn); any libvirt error becomes a LibvirtFailure."""
+    with libvirt_errors(uri):
+        return work(connect(uri))
+
+
+@contextlib.contextmanager
+def libvirt_errors(uri, about=None):
+    """Turn a ``libvirt.libvirtError`` raised inside into a LibvirtFailure naming the connection."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise LibvirtFailure('libvirt at %s: %s' % (uri, error_text(exc)), about=about)
+
+
 def run_with_connection(module, work):
-    """Connect to module.params['uri'] and return work(conn); a failure ends the module with its message."""
+    """Connect to module.params['uri'] and return work(conn); a failure ends the module with its message.
+
+    For modules not yet on the contract; new code uses :func:`run_libvirt_module`.
+    """
     require_libvirt(module)
     try:
-        return work(connect(module.params['uri']))
+        return with_connection(module.params['uri'], work)
     except LibvirtFailure as exc:
         module.fail_json(msg=str(exc))
+
+
+# How often a change is tried on an object that another run changes at the same time.
+CONFLICT_TRIES = 3
+
+
+def retry_on_conflict(read, attempt, tries=CONFLICT_TRIES):
+    """Optimistic concurrency: act on what was read, and when that fails because the object changed
+    under us (another run defined, started or removed it in between), read again and act again.
+
+    ``read()`` returns what the object looks like now: any value that compares equal when nothing
+    changed (None for absent; see :func:`domain_fingerprint`). ``attempt(seen)`` compares ``seen`` with
+    what was asked and acts on what differs, recording only what it did. When it raises a
+    LibvirtFailure or a libvirt error and a new ``read()`` differs from ``seen``, the attempt runs again
+    on the new reading, so it acts only on what still differs; up to ``tries`` attempts in all. A
+    failure on an object that did not change in between is a real one and is raised at once, as is the
+    failure of the last attempt. Returns what the successful attempt returned.
+    """
+    seen = read()
+    left = tries
+    while True:
+        left -= 1
+        try:
+            return attempt(seen)
+        except (LibvirtFailure, libvirt.libvirtError):
+            now = read() if left > 0 else seen
+            if now == seen:
+                raise
+            seen = now
+
+
+def lookup_domain(conn, name):
+    """The domain named name, or None when there is none (also when it vanishes while being looked up)."""
+    try:
+        return conn.lookupByName(name)
     except libvirt.libvirtError as exc:
-        module.fail_json(msg='libvirt at %s: %s' % (module.params['uri'], error_text(exc)))
+        if is_error(exc, 'VIR_ERR_NO_DOMAIN'):
+            return None
+        raise
+
+
+def domain_fingerprint(conn, name):
+    """What another run may change about a domain, for :func:`retry_on_conflict`: None when it does not
+    exist, else its UUID, run state, autostart flag, managed save image and inactive definition."""
+    dom = lookup_domain(conn, name)
+    if dom is None:
+        return None
+    try:
+        return (dom.UUIDString(), dom.state()[0], bool(dom.autostart()), bool(dom.hasManagedSaveImage(0)),
+                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
+    except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_DOMAIN'):
+            return None  # undefined between the lookup and the reads
+        raise
 
 
 def connect(uri):

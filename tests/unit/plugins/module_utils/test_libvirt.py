@@ -1,0 +1,71 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_libvirt: libvirt errors become LibvirtFailure in one place; conflicts with another run are retried."""
+
+from __future__ import annotations
+
+import pytest
+
+libvirt = pytest.importorskip('libvirt')
+
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (  # noqa: E402
+    LibvirtFailure, domain_fingerprint, lookup_domain, retry_on_conflict, with_connection)
+
+URI = 'test:///default'
+
+
+@pytest.fixture(scope='module')
+def conn():
+    connection = libvirt.open(URI)
+    yield connection
+    connection.close()
+
+
+def test_a_libvirt_error_becomes_a_failure_naming_the_connection():
+    with pytest.raises(LibvirtFailure) as caught:
+        with_connection(URI, lambda conn: conn.lookupByName('no-such-domain'))
+    assert str(caught.value).startswith('libvirt at test:///default: Domain not found')
+
+
+def test_a_conflict_is_read_again_and_acted_on_what_still_differs(conn):
+    """The first attempt starts a domain that another run started in between; the second sees it running."""
+    dom = conn.lookupByName('test')
+    dom.destroy()
+    calls = []
+
+    def attempt(seen):
+        calls.append(seen[1])
+        if seen[1] == libvirt.VIR_DOMAIN_SHUTOFF:
+            dom.create()  # the other run is faster ...
+            dom.create()  # ... so this start fails: the domain is already running
+        return 'done'
+    assert retry_on_conflict(lambda: domain_fingerprint(conn, 'test'), attempt) == 'done'
+    assert calls == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_RUNNING]
+
+
+def test_a_failure_on_an_unchanged_object_is_raised_at_once(conn):
+    calls = []
+
+    def attempt(seen):
+        calls.append(seen)
+        raise LibvirtFailure('refused')
+    with pytest.raises(LibvirtFailure):
+        retry_on_conflict(lambda: domain_fingerprint(conn, 'test'), attempt)
+    assert len(calls) == 1
+
+
+def test_retries_are_bounded(conn):
+    readings = iter(range(10))
+    calls = []
+
+    def attempt(seen):
+        calls.append(seen)
+        raise LibvirtFailure('it changes every time')
+    with pytest.raises(LibvirtFailure):
+        retry_on_conflict(lambda: next(readings), attempt, tries=3)
+    assert calls == [0, 1, 2]
+
+
+def test_a_missing_domain_reads_as_none(conn):
+    assert lookup_domain(conn, 'no-such-domain') is None
+    assert domain_fingerprint(conn, 'no-such-domain') is None
