@@ -94,21 +94,24 @@ def run_with_connection(module, work):
 
 # How often a change is tried on an object that another run changes at the same time.
 CONFLICT_TRIES = 3
+_UNREAD = object()
 
 
-def retry_on_conflict(read, attempt, tries=CONFLICT_TRIES):
+def retry_on_conflict(read, attempt, tries=CONFLICT_TRIES, seen=_UNREAD):
     """Optimistic concurrency: act on what was read, and when that fails because the object changed
     under us (another run defined, started or removed it in between), read again and act again.
 
     ``read()`` returns what the object looks like now: any value that compares equal when nothing
-    changed (None for absent; see :func:`domain_fingerprint`). ``attempt(seen)`` compares ``seen`` with
-    what was asked and acts on what differs, recording only what it did. When it raises a
-    LibvirtFailure or a libvirt error and a new ``read()`` differs from ``seen``, the attempt runs again
-    on the new reading, so it acts only on what still differs; up to ``tries`` attempts in all. A
-    failure on an object that did not change in between is a real one and is raised at once, as is the
-    failure of the last attempt. Returns what the successful attempt returned.
+    changed (None for absent; see :func:`read_domain`). ``attempt(seen)`` compares ``seen`` with what
+    was asked and acts on what differs, recording only what it did. When it raises a LibvirtFailure or
+    a libvirt error and a new ``read()`` differs from ``seen``, the attempt runs again on the new
+    reading, so it acts only on what still differs; up to ``tries`` attempts in all. A failure on an
+    object that did not change in between is a real one and is raised at once, as is the failure of
+    the last attempt. ``seen`` is the reading the first attempt acts on when it was made earlier (by
+    default ``read()`` makes it). Returns what the successful attempt returned.
     """
-    seen = read()
+    if seen is _UNREAD:
+        seen = read()
     left = tries
     while True:
         left -= 1
@@ -122,7 +125,7 @@ def retry_on_conflict(read, attempt, tries=CONFLICT_TRIES):
 
 
 def lookup_domain(conn, name):
-    """The domain named name, or None when there is none (also when it vanishes while being looked up)."""
+    """The domain named name, or None when there is none."""
     try:
         return conn.lookupByName(name)
     except libvirt.libvirtError as exc:
@@ -131,18 +134,50 @@ def lookup_domain(conn, name):
         raise
 
 
-def domain_fingerprint(conn, name):
-    """What another run may change about a domain, for :func:`retry_on_conflict`: None when it does not
-    exist, else its UUID, run state, autostart flag, managed save image and inactive definition."""
+class DomainReading(object):
+    """One read of a domain: what another run may change about it.
+
+    Two readings are equal when UUID, run state, autostart flag, managed save image and inactive
+    definition are; ``dom`` (the handle to act on) is not compared.
+    """
+
+    def __init__(self, dom):
+        self.dom = dom
+        self.uuid = dom.UUIDString()
+        self.state = STATE_NAMES.get(dom.state()[0], 'nostate')
+        persistent = bool(dom.isPersistent())
+        self.autostart = bool(dom.autostart()) if persistent else False
+        self.managed_save = bool(dom.hasManagedSaveImage(0)) if persistent else False
+        self.xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+    @property
+    def active(self):
+        return self.state not in ('shutoff', 'crashed', 'nostate')
+
+    def _key(self):
+        return (self.uuid, self.state, self.autostart, self.managed_save, self.xml)
+
+    def __eq__(self, other):
+        return isinstance(other, DomainReading) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._key())
+
+
+def read_domain(conn, name):
+    """A DomainReading of the domain named name, or None when there is none (also when it is undefined
+    while being read)."""
     dom = lookup_domain(conn, name)
     if dom is None:
         return None
     try:
-        return (dom.UUIDString(), dom.state()[0], bool(dom.autostart()), bool(dom.hasManagedSaveImage(0)),
-                dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return DomainReading(dom)
     except libvirt.libvirtError as exc:
         if is_error(exc, 'VIR_ERR_NO_DOMAIN'):
-            return None  # undefined between the lookup and the reads
+            return None
         raise
 
 

@@ -9,7 +9,7 @@ import pytest
 libvirt = pytest.importorskip('libvirt')
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (  # noqa: E402
-    LibvirtFailure, domain_fingerprint, lookup_domain, retry_on_conflict, with_connection)
+    LibvirtFailure, read_domain, lookup_domain, retry_on_conflict, with_connection)
 
 URI = 'test:///default'
 
@@ -34,13 +34,13 @@ def test_a_conflict_is_read_again_and_acted_on_what_still_differs(conn):
     calls = []
 
     def attempt(seen):
-        calls.append(seen[1])
-        if seen[1] == libvirt.VIR_DOMAIN_SHUTOFF:
+        calls.append(seen.state)
+        if seen.state == 'shutoff':
             dom.create()  # the other run is faster ...
             dom.create()  # ... so this start fails: the domain is already running
         return 'done'
-    assert retry_on_conflict(lambda: domain_fingerprint(conn, 'test'), attempt) == 'done'
-    assert calls == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_RUNNING]
+    assert retry_on_conflict(lambda: read_domain(conn, 'test'), attempt) == 'done'
+    assert calls == ['shutoff', 'running']
 
 
 def test_a_failure_on_an_unchanged_object_is_raised_at_once(conn):
@@ -50,7 +50,7 @@ def test_a_failure_on_an_unchanged_object_is_raised_at_once(conn):
         calls.append(seen)
         raise LibvirtFailure('refused')
     with pytest.raises(LibvirtFailure):
-        retry_on_conflict(lambda: domain_fingerprint(conn, 'test'), attempt)
+        retry_on_conflict(lambda: read_domain(conn, 'test'), attempt)
     assert len(calls) == 1
 
 
@@ -66,6 +66,20 @@ def test_retries_are_bounded(conn):
     assert calls == [0, 1, 2]
 
 
+def test_the_first_attempt_acts_on_an_earlier_reading(conn):
+    """A reading made before (when the plan was made) is what a later failure is compared with."""
+    earlier = read_domain(conn, 'test')
+    calls = []
+
+    def attempt(seen):
+        calls.append(seen is earlier)
+        if seen is earlier:
+            raise LibvirtFailure('stale')
+    conn.lookupByName('test').setAutostart(int(not earlier.autostart))
+    retry_on_conflict(lambda: read_domain(conn, 'test'), attempt, seen=earlier)
+    assert calls == [True, False]
+
+
 def test_a_missing_domain_reads_as_none(conn):
     assert lookup_domain(conn, 'no-such-domain') is None
-    assert domain_fingerprint(conn, 'no-such-domain') is None
+    assert read_domain(conn, 'no-such-domain') is None
