@@ -78,6 +78,9 @@ options:
         type: raw
 notes:
   - Paths must be absolute and each may appear once.
+  - Every check that can fail (paths, a directory in the way, unknown owners and groups, modes that cannot be
+    read) runs before the first write. A write that fails nevertheless (a full disk, a read-only file system)
+    ends the call; the result then still lists the files written before it.
 seealso:
   - module: ansible.builtin.template
   - module: ansible.builtin.file
@@ -112,8 +115,28 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+actions:
+  description:
+    - What was done, or would be done in check mode, in order; C(write <path>) for a file whose content was
+      written and C(set attributes of <path>) for owner, group or mode set. Empty when nothing changed.
+    - When the call fails, the actions that were carried out before the failure.
+  returned: always
+  type: list
+  elements: str
+  sample: ["write /etc/libvirt/libvirtd.conf", "set attributes of /dev/kvm"]
+differences:
+  description: What differed from what was asked, one line per path and attribute.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/etc/libvirt/libvirtd.conf: content changed", "/dev/kvm: mode 0600 -> 0660"]
+failed_object:
+  description: The path the failure is about.
+  returned: on failure, when it concerns one path
+  type: str
+  sample: /etc/libvirt/libvirtd.conf
 files:
-  description: One entry per O(files) item, in the same order.
+  description: One entry per O(files) item, in the same order (after a failure, the items handled before it).
   returned: always
   type: list
   elements: dict
@@ -142,7 +165,7 @@ files:
       returned: when directories were created
       sample: [/etc/systemd/system/libvirtd.socket.d]
 attributes:
-  description: One entry per O(attributes) item, in the same order.
+  description: One entry per O(attributes) item, in the same order (after a failure, the items handled before it).
   returned: always
   type: list
   elements: dict
@@ -159,7 +182,8 @@ attributes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._managed_files import converge
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._managed_files import ManagedFiles
 
 
 def main():
@@ -182,7 +206,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    converge(module)
+    run_module(module, lambda result: ManagedFiles(module, result).run())
 
 
 if __name__ == '__main__':

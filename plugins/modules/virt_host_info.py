@@ -333,15 +333,14 @@ virt_host:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._cpu import gather
 from ansible_collections.virtops.hypervisor.plugins.module_utils._os_release import gather_os
 
 
 def main():
     module = AnsibleModule(argument_spec={}, supports_check_mode=True)
-    virt_host = gather()
-    virt_host['os'] = gather_os()
-    module.exit_json(changed=False, virt_host=virt_host)
+    run_module(module, lambda result: {'virt_host': dict(gather(), os=gather_os())})
 
 
 if __name__ == '__main__':

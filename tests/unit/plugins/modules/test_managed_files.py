@@ -133,3 +133,50 @@ def test_directory_in_the_way_fails_and_changes_nothing(run_module, tmp_path):
     assert result.get('failed') is True
     assert 'exists and is not a regular file' in result['msg']
     assert not other.exists()
+
+
+def test_actions_and_differences_name_each_path(run_module, tmp_path):
+    conf = tmp_path / 'app.conf'
+    node = tmp_path / 'node'
+    node.write_text('')
+    node.chmod(0o600)
+    args = {'files': [{'path': str(conf), 'content': 'x\n'}], 'attributes': [{'path': str(node), 'mode': '0660'}]}
+
+    check = run_module(args, check=True)
+    assert check['actions'] == ['write %s' % conf, 'set attributes of %s' % node]
+    assert check['differences'] == ['%s: created' % conf, '%s: mode 0600 -> 0660' % node]
+    real = run_module(args)
+    assert real['actions'] == check['actions'] and real['differences'] == check['differences']
+    again = run_module(args)
+    assert again['changed'] is False and again['actions'] == [] and again['differences'] == []
+
+
+def test_unknown_owner_fails_before_any_file_is_written(run_module, tmp_path):
+    first = tmp_path / 'first.conf'
+    result = run_module({'files': [{'path': str(first), 'content': 'x'},
+                                   {'path': str(tmp_path / 'second.conf'), 'content': 'y', 'owner': 'virtops-no-such-user'}]})
+    assert result.get('failed') is True and result['changed'] is False
+    assert result['msg'] == "owner 'virtops-no-such-user' of %s is no user on the host" % (tmp_path / 'second.conf')
+    assert result['failed_object'] == str(tmp_path / 'second.conf')
+    assert not first.exists()
+
+
+def test_bad_mode_fails_before_any_file_is_written(run_module, tmp_path):
+    first = tmp_path / 'first.conf'
+    result = run_module({'files': [{'path': str(first), 'content': 'x'},
+                                   {'path': str(tmp_path / 'second.conf'), 'content': 'y', 'mode': 'rw-everything'}]})
+    assert result.get('failed') is True and result['changed'] is False
+    assert result['msg'].startswith("mode 'rw-everything' of %s is neither octal" % (tmp_path / 'second.conf'))
+    assert not first.exists()
+
+
+def test_a_write_that_fails_reports_the_files_written_before_it(run_module, tmp_path):
+    written = tmp_path / 'written.conf'
+    unwritable = '/proc/virtops-no-such-dir/app.conf'  # /proc refuses new directories, even to root
+    result = run_module({'files': [{'path': str(written), 'content': 'x\n'}, {'path': unwritable, 'content': 'y'}]})
+    assert result.get('failed') is True
+    assert result['msg'].startswith('cannot create the directory of %s: ' % unwritable)
+    assert result['failed_object'] == unwritable
+    assert result['changed'] is True and result['actions'] == ['write %s' % written]
+    assert result['files'] == [{'path': str(written), 'changed': True, 'created': True}]
+    assert written.read_text() == 'x\n'
