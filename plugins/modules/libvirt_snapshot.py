@@ -21,6 +21,9 @@ description:
     and always reports a change; check mode reports it without reverting.
   - O(retain) with O(retain_prefix) implements "snapshot before each change, keep the last N" in one call.
   - Diff mode shows the domain's snapshot tree before and after.
+  - Runs that take or delete the same snapshot at the same time (two operators, overlapping jobs) both succeed:
+    when libvirt refuses because another run changed the snapshot tree since it was read, the module reads the
+    tree again and compares again (a few times at most), and the run that finds its work done reports no change.
 author:
   - virtops maintainers (@virtops)
 extends_documentation_fragment:
@@ -171,8 +174,12 @@ domain_state:
   type: str
   sample: running
 actions:
-  description: What was done, or would be in check mode (V(create), V(delete), V(retain), V(revert)).
-  returned: when something changed
+  description:
+    - What was done, or would be in check mode, in order (V(create), V(delete), V(retain) once per snapshot it
+      deleted, V(revert)). Empty when nothing changed.
+    - An action is listed only once libvirt carried it out, so a failed call lists what was done before the
+      failure; a snapshot libvirt refuses to take, delete or revert to is not listed (and C(changed) stays false).
+  returned: always
   type: list
   elements: str
   sample: [create, retain]
@@ -183,17 +190,32 @@ removed:
   elements: str
   sample: [pre-upgrade-20261120]
 differences:
-  description: How an existing snapshot differs from what was asked; it is left as it is.
-  returned: when the snapshot exists and differs
+  description: How an existing snapshot differs from what was asked; it is left as it is. Empty when it does not
+    differ, or does not exist.
+  returned: always
   type: list
   elements: str
   sample: ["description is 'old text'"]
+domain:
+  description: The domain, as given in O(domain).
+  returned: always
+  type: str
+  sample: web1
+name:
+  description: The snapshot, as given in O(name).
+  returned: always
+  type: str
+  sample: pre-upgrade-1
+failed_object:
+  description: The snapshot or domain a failure is about, such as C(snapshot 'base' of domain 'web1').
+  returned: on failure
+  type: str
+  sample: snapshot 'base' of domain 'web1'
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_with_connection
-from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_libvirt_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._snapshot import SnapshotManager
 
 
@@ -224,14 +246,7 @@ def main():
         required_together=[('retain', 'retain_prefix')],
         supports_check_mode=True,
     )
-    params = module.params
-    if params['retain'] is not None and (params['retain'] < 1 or params['state'] != 'present'):
-        module.fail_json(msg='retain must be 1 or more, and works with state present only')
-    if params['retain_prefix'] is not None and not params['name'].startswith(params['retain_prefix']):
-        module.fail_json(msg="name '%s' does not start with retain_prefix '%s': the snapshot just taken would "
-                             "not count" % (params['name'], params['retain_prefix']))
-    result = run_with_connection(module, lambda conn: SnapshotManager(conn, params, module.check_mode).run())
-    exit_with_result(module, result)
+    run_libvirt_module(module, lambda conn, result: SnapshotManager(conn, module.params, result).run())
 
 
 if __name__ == '__main__':

@@ -127,7 +127,7 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_with_connection
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_libvirt_module
 from ansible_collections.virtops.hypervisor.plugins.module_utils._snapshot import snapshot_info
 
 
@@ -141,8 +141,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    found = run_with_connection(module, lambda conn: snapshot_info(conn, module.params))
-    module.exit_json(changed=False, **found)
+    run_libvirt_module(module, lambda conn, result: snapshot_info(conn, module.params))
 
 
 if __name__ == '__main__':

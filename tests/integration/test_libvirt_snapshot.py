@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -50,6 +51,12 @@ def disk_guest(domain, guest):
     for leftover in (path, '%s/%s-overlay.qcow2' % (IMAGES, guest.name)):
         if os.path.exists(leftover):
             os.remove(leftover)
+
+
+def at_once(*calls):
+    """Run libvirt_snapshot calls at the same time, each in its own module process; their results in order."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(snapshot, calls))
 
 
 def three_ways(args, actions):
@@ -136,6 +143,28 @@ def test_retain_keeps_the_newest(disk_guest):
     assert snapshot(dict(keep, name='pre-4'))['changed'] is False
 
 
+def test_two_runs_taking_and_then_deleting_the_same_snapshot_at_once_both_succeed(disk_guest):
+    name = disk_guest()  # running: a live snapshot with memory takes a second, so the two runs overlap
+    snapshot({'domain': name, 'name': 'shared-1'})
+    take = {'domain': name, 'name': 'shared-2', 'description': 'taken twice', 'retain': 1, 'retain_prefix': 'shared-'}
+    taken = at_once(take, take)
+    assert [result.get('failed', False) for result in taken] == [False, False], taken
+    actions = sorted(action for result in taken for action in result['actions'])
+    assert actions == ['create', 'retain'], 'one run took the snapshot and one deleted the older one: %s' % taken
+    assert sorted(gone for result in taken for gone in result['removed']) == ['shared-1']
+    assert [result['snapshot']['name'] for result in taken] == ['shared-2', 'shared-2']
+    assert [result['differences'] for result in taken] == [[], []]
+    assert snapshot_names(name) == ['shared-2'] and image_tags(disk_guest.path) == ['shared-2']
+
+    delete = {'domain': name, 'name': 'shared-2', 'state': 'absent'}
+    deleted = at_once(delete, delete)
+    assert [result.get('failed', False) for result in deleted] == [False, False], deleted
+    assert sorted(result['changed'] for result in deleted) == [False, True], deleted
+    assert [result['snapshot'] for result in deleted] == [None, None]
+    assert snapshot_names(name) == [] and image_tags(disk_guest.path) == []
+    assert virsh('domstate', name) == 'running'
+
+
 def test_existing_snapshot_with_other_settings_is_reported_not_changed(disk_guest):
     name = disk_guest(state='present')
     snapshot({'domain': name, 'name': 'base', 'description': 'first'})
@@ -145,7 +174,7 @@ def test_existing_snapshot_with_other_settings_is_reported_not_changed(disk_gues
     assert run_module('libvirt_snapshot_info', {'domain': name})['snapshots'][0]['description'] == 'first'
 
 
-def test_raw_disk_needs_disk_only_and_external_overlays_work(domain, guest):
+def test_raw_disk_needs_disk_only_and_external_overlays_work(conn, domain, guest):
     raw = '%s/%s.raw' % (IMAGES, guest.name)
     overlay = '%s/%s-overlay.qcow2' % (IMAGES, guest.name)
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', raw, '16M'], check=True)
@@ -155,6 +184,7 @@ def test_raw_disk_needs_disk_only_and_external_overlays_work(domain, guest):
         assert refused['failed'] is True
         assert refused['msg'].startswith("disk vda of domain '%s' (%s) is raw: internal snapshots need qcow2 disks. "
                                          "Set disk_only: true" % (guest.name, raw))
+        assert refused['changed'] is False and refused['actions'] == []
         assert snapshot_names(guest.name) == []
 
         external = {'domain': guest.name, 'name': 'external', 'disk_only': True,
@@ -163,6 +193,12 @@ def test_raw_disk_needs_disk_only_and_external_overlays_work(domain, guest):
         assert taken['snapshot']['disk_only'] is True
         assert taken['snapshot']['disks'] == [{'name': 'vda', 'snapshot': 'external', 'file': overlay}]
         assert os.path.exists(overlay) and virsh('domblklist', guest.name).split()[-1] == overlay
+        revert = snapshot({'domain': guest.name, 'name': 'external', 'state': 'reverted'})
+        if conn.getLibVersion() < 9007000:  # libvirt reverts to external snapshots from 9.7 on
+            assert revert['msg'].startswith("cannot revert domain '%s' to snapshot 'external': " % guest.name)
+            assert revert['changed'] is False and revert['actions'] == [], 'a revert libvirt refused changed nothing'
+        else:
+            assert revert['changed'] is True and revert['actions'] == ['revert']
         metadata = snapshot({'domain': guest.name, 'name': 'external', 'state': 'absent', 'metadata_only': True})
         assert metadata['changed'] is True and snapshot_names(guest.name) == []
     finally:
@@ -178,6 +214,7 @@ def test_quiesce_without_guest_agent_fails_clearly(disk_guest):
     assert result['failed'] is True
     assert result['msg'].startswith("cannot quiesce domain '%s': " % name), result['msg']
     assert 'QEMU guest agent' in result['msg']
+    assert result['changed'] is False and result['actions'] == [], 'a snapshot libvirt refused changed nothing'
     assert snapshot_names(name) == []
 
 
