@@ -257,8 +257,9 @@ stale_temp_files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import FORMATS, ImageFailure, ImageManager
-from ansible_collections.virtops.hypervisor.plugins.module_utils._results import exit_with_result
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._image_manager import ImageManager
+from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import FORMATS
 
 
 def main():
@@ -284,11 +285,7 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    try:
-        result = ImageManager(module).run()
-    except ImageFailure as exc:
-        module.fail_json(msg=str(exc))
-    exit_with_result(module, result)
+    run_module(module, lambda result: ImageManager(module, result).run())
 
 
 if __name__ == '__main__':

@@ -165,7 +165,8 @@ images:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, read_images
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._image_manager import read_images
 
 
 def main():
@@ -176,11 +177,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    try:
-        images = read_images(module, module.params['path'], module.params['check'])
-    except ImageFailure as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, images=images)
+    run_module(module, lambda result: {'images': read_images(module, module.params['path'], module.params['check'])})
 
 
 if __name__ == '__main__':
