@@ -15,11 +15,10 @@ import subprocess
 import sys
 import textwrap
 
+import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
-libvirt = pytest.importorskip('libvirt')
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from virtops_unitlib import patch_module_args  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_domain, libvirt_domain_info  # noqa: E402
 
@@ -200,6 +199,29 @@ def test_bad_item_in_a_batch_changes_nothing(domain, name):
     assert result['failed'] is True
     assert result['msg'] == "domains[1].interfaces[0]: mac 'nope' is not a MAC address like 52:54:00:12:34:56"
     assert not exists(name)
+
+
+@pytest.mark.parametrize('options', [{'name': 'unit/slash'}, {'vcpus': 100000}], ids=['slash-in-name', 'vcpus-100000'])
+def test_definition_libvirt_refuses_reports_no_change(domain, name, options):
+    args = dict(structured(name), **options)
+    result = domain(args)
+    assert result['failed'] is True
+    assert result['msg'].startswith("libvirt refused the definition of domain '%s'" % args['name']), result['msg']
+    assert result['changed'] is False and result['actions'] == []
+    assert result['failed_object'] == "domain '%s'" % args['name']
+    assert not exists(args['name'])
+
+
+def test_refused_item_in_a_batch_keeps_the_changes_before_it(domain, name):
+    items = [structured(name, state='running'), structured(name + '/b'), structured(name + '-c')]
+    result = domain({'domains': items})
+    assert result['failed'] is True and result['msg'].startswith('domains[1]: libvirt refused the definition')
+    assert result['changed'] is True
+    first, refused = result['domains']
+    assert first['changed'] is True and first['actions'] == ['define'] and first['state'] == 'shutoff'
+    assert refused['changed'] is False and refused['actions'] == []
+    assert exists(name) and state_of(name) == libvirt.VIR_DOMAIN_SHUTOFF, 'the start queued after it did not run'
+    assert not exists(name + '-c'), 'nothing after the refused item changed'
 
 
 def test_duplicate_names_in_a_batch_are_refused(domain, name):

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from virtops_unitlib import JSON_STDOUT_CALLBACK
+
 
 @pytest.fixture
 def run_module(collections_root):
     def run(args, check=False, diff=False):
         ansible = str(Path(sys.executable).with_name('ansible'))
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root), ANSIBLE_STDOUT_CALLBACK='json',
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root), ANSIBLE_STDOUT_CALLBACK=JSON_STDOUT_CALLBACK,
                    ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_LOCALHOST_WARNING='false',
                    ANSIBLE_INVENTORY_UNPARSED_WARNING='false')
         argv = [ansible, 'localhost', '-e', 'ansible_python_interpreter=%s' % sys.executable,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible.module_utils.testing import patch_module_args
+from virtops_unitlib import JSON_STDOUT_CALLBACK, patch_module_args
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _cpu, _os_release
 from ansible_collections.virtops.hypervisor.plugins.modules import virt_host_info
 
@@ -24,7 +24,7 @@ CPUINFO = Path('/proc/cpuinfo')
 
 def run_cli(collections_root, tmp_path, *args):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_root), ANSIBLE_LOCAL_TEMP=str(tmp_path),
-               ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_NOCOLOR='1')
+               ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK=JSON_STDOUT_CALLBACK, ANSIBLE_NOCOLOR='1')
     proc = subprocess.run([str(BIN / args[0])] + list(args[1:]), env=env, cwd=str(tmp_path),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

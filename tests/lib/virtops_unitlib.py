@@ -1,0 +1,36 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers for unit tests that must run on every ansible-core the collection supports (2.17 and later).
+
+`make unit` runs the unit tests with the newest ansible-core (.venv) and the oldest that
+meta/runtime.yml accepts (.venv-core217); import version-dependent test helpers from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from unittest import mock
+
+from ansible.release import __version__
+
+try:
+    from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19 and later
+except ImportError:  # ansible-core 2.17, 2.18: AnsibleModule reads basic._ANSIBLE_ARGS
+    from ansible.module_utils import basic as _basic
+
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        """Expose the given module args to `AnsibleModule` instances created within this context."""
+        if not isinstance(args, (dict, type(None))):
+            raise TypeError('The `args` arg must be a dict or None.')
+        encoded = json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}).encode()
+        with mock.patch.object(_basic, '_ANSIBLE_ARGS', encoded):
+            yield
+
+# A stdout callback that prints the run as one JSON document: ansible.builtin.json from 2.19 on; before
+# that ansible.posix.json (make venv copies ansible.posix into .venv-core217 from the pinned ansible package).
+JSON_STDOUT_CALLBACK = 'ansible.builtin.json' if tuple(int(part) for part in __version__.split('.')[:2]) >= (2, 19) \
+    else 'ansible.posix.json'
+
+__all__ = ['JSON_STDOUT_CALLBACK', 'patch_module_args']
