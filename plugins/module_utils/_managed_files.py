@@ -223,4 +223,3 @@ class ManagedFiles(object):
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return done
-

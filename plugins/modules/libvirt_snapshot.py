@@ -21,8 +21,8 @@ description:
     and always reports a change; check mode reports it without reverting.
   - O(retain) with O(retain_prefix) implements "snapshot before each change, keep the last N" in one call.
   - Diff mode shows the domain's snapshot tree before and after.
-  - Runs that take or delete the same snapshot at the same time (two operators, overlapping jobs) both succeed:
-    when libvirt refuses because another run changed the snapshot tree since it was read, the module reads the
+  - Runs that take or delete the same snapshot at the same time (two operators, overlapping jobs) both succeed.
+    When libvirt refuses because another run changed the snapshot tree since it was read, the module reads the
     tree again and compares again (a few times at most), and the run that finds its work done reports no change.
 author:
   - virtops maintainers (@virtops)
