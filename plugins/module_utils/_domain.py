@@ -3,172 +3,98 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Converge libvirt domains: definition, autostart and run state, for one domain or hundreds.
 
-Every item is validated before anything changes. Then each domain's definition and autostart flag
-are converged in turn; its state change (start, pause, save, destroy, undefine) is queued and the
-queue runs a few at a time. Graceful shutdowns are requested for all domains first and awaited
-together, so a batch waits for its slowest guest, not for the sum of them.
+Every item is validated before anything changes (``_domain_options``). Then each domain is read and
+its definition and autostart flag are converged in turn; the step to its run state is planned
+(``_domain_power``) and runs with the other domains' steps afterwards, a few at a time. A change is
+recorded in the domain's result once it is done (in check mode: would be done).
+
+Another run may converge the same domains at the same time. When a change fails and the domain is
+no longer what this run read (the other run defined, started, saved or removed it), the domain is
+read again and converged on what still differs (``retry_on_conflict``), so both runs succeed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import os
 import re
-import time
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible.module_utils.six.moves.urllib.parse import urlparse
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options import build_specs, where
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_power import (
+    INACTIVE_STATES, PowerJobs, call, make_step, next_step)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_storage import (
+    delete_storage, storage_to_remove, undefine_flags)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    STATE_NAMES, URI_OPTION, HostCapabilities, LibvirtFailure, connect, error_text, is_error, libvirt, require_libvirt,
-    run_with_connection)
+    CONFLICT_TRIES, STATE_NAMES, HostCapabilities, LibvirtFailure, error_text, is_error, libvirt, read_domain,
+    require_libvirt, retry_on_conflict, with_connection)
 
-STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
-STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot', 'disks', 'interfaces',
-                      'serial_console', 'serial_log', 'graphics')
-ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'apply': 'next_boot',
-                 'remove_storage': False, 'autostart': None}
-MAC_PATTERN = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
-POLL_SECONDS = 0.2
-PARALLEL_JOBS = 4
-# A guest still booting misses the ACPI power button (its handler is not up yet): press it again.
-SHUTDOWN_REPEAT_SECONDS = 10
 XML_INACTIVE = 'inactive'
 XML_LIVE = 'live'
 
 
-def _where(label):
-    """Message prefix naming the input: 'domains[3]: ' in a batch, nothing for a single domain."""
-    return '%s: ' % label if label else ''
+def converge_module(module, result):
+    """The body of libvirt_domain: validate every item, connect once, converge, report into result."""
+    require_libvirt(module)
+    specs, batch = build_specs(module.params)
+    uri = module.params['uri']
+    with_connection(uri, lambda conn: DomainManager(conn, uri, result).converge(specs, batch))
 
 
-def _join(label, key):
-    return '%s.%s' % (label, key) if label else key
+class _Item(object):
+    """One domain being converged: what was asked, its result, and what this run knows of the domain."""
 
-
-class DomainSpec(object):
-    """One domain as asked: its name, the definition (full XML or structured options) and states."""
-
-    def __init__(self, item, label):
-        self.label = label
-        self.xml = None
-        self.options = {key: item.get(key) for key in STRUCTURED_OPTIONS}
-        for key, default in ITEM_DEFAULTS.items():
-            setattr(self, key, item.get(key) if item.get(key) is not None else default)
-        given = sorted(key for key, value in self.options.items() if value is not None)
-        if item.get('xml'):
-            if given:
-                raise dx.DomainXMLError('%sxml and the structured options (%s) are mutually exclusive; '
-                                        'put the settings into the XML' % (_where(label), ', '.join(given)))
-            self.xml = dx.parse(item['xml'], _join(label, 'xml'))
-            self.name = self.xml.findtext('name').strip()
-            if item.get('name') and item['name'] != self.name:
-                raise dx.DomainXMLError("%sname '%s' differs from the <name> '%s' in its xml"
-                                        % (_where(label), item['name'], self.name))
-        elif item.get('name'):
-            self.name = item['name']
-        else:
-            raise dx.DomainXMLError('%sgive name (and structured options) or xml' % _where(label))
-        self.has_definition = self.xml is not None or bool(given)
-        self._validate_options()
-        if self.shutdown_timeout < 0:
-            raise dx.DomainXMLError('%sshutdown_timeout must be 0 or more seconds' % _where(label))
-
-    def _validate_options(self):
-        opts = self.options
-        for kind in ('disks', 'interfaces'):  # validation fills in defaults: not into the module's params
-            if opts[kind] is not None:
-                opts[kind] = [dict(item) for item in opts[kind]]
-        for key in ('memory', 'vcpus'):
-            if opts[key] is not None and opts[key] < 1:
-                raise dx.DomainXMLError('%s%s must be at least 1, not %s' % (_where(self.label), key, opts[key]))
-        if opts['serial_log'] and not os.path.isabs(opts['serial_log']):
-            raise dx.DomainXMLError('%sserial_log must be an absolute path' % _where(self.label))
-        for index, disk in enumerate(opts['disks'] or []):
-            self._validate_disk(_join(self.label, 'disks[%d]' % index), disk)
-        for index, interface in enumerate(opts['interfaces'] or []):
-            self._validate_interface(_join(self.label, 'interfaces[%d]' % index), interface)
-
-    def _validate_disk(self, label, disk):
-        if disk.get('path') and disk.get('volume'):
-            raise dx.DomainXMLError('%spath and volume are mutually exclusive' % _where(label))
-        if disk.get('path') and not os.path.isabs(disk['path']):
-            raise dx.DomainXMLError("%spath '%s' must be absolute" % (_where(label), disk['path']))
-        if disk['device'] == 'disk' and not (disk.get('path') or disk.get('volume')):
-            raise dx.DomainXMLError('%sa disk needs path or volume (only a cdrom may be empty)' % _where(label))
-        if disk.get('volume') and not (disk['volume'].get('pool') and disk['volume'].get('name')):
-            raise dx.DomainXMLError('%svolume needs pool and name' % _where(label))
-        if not disk.get('bus'):
-            disk['bus'] = 'virtio' if disk['device'] == 'disk' else 'sata'
-        if disk.get('target') and not disk['target'].startswith(dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')):
-            raise dx.DomainXMLError("%starget '%s' does not fit bus %s (use %sX)"
-                                    % (_where(label), disk['target'], disk['bus'], dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')))
-        if not disk.get('format') and disk.get('path'):
-            disk['format'] = 'qcow2' if disk['path'].endswith('.qcow2') else 'raw'
-
-    def _validate_interface(self, label, interface):
-        if interface.get('network') and interface.get('bridge'):
-            raise dx.DomainXMLError('%snetwork and bridge are mutually exclusive' % _where(label))
-        kind = interface.get('type') or ('network' if interface.get('network') else
-                                         'bridge' if interface.get('bridge') else None)
-        if kind is None:
-            raise dx.DomainXMLError('%sgive network, bridge or type: user' % _where(label))
-        if kind in ('network', 'bridge') and not interface.get(kind):
-            raise dx.DomainXMLError('%stype %s needs the %s option' % (_where(label), kind, kind))
-        if kind == 'user' and (interface.get('network') or interface.get('bridge')):
-            raise dx.DomainXMLError('%stype user takes neither network nor bridge' % _where(label))
-        interface['type'] = kind
-        if interface.get('mac') and not MAC_PATTERN.match(interface['mac']):
-            raise dx.DomainXMLError("%smac '%s' is not a MAC address like 52:54:00:12:34:56"
-                                    % (_where(label), interface['mac']))
-
-
-def build_specs(params):
-    """Validate the module parameters into DomainSpecs; raises DomainXMLError naming the input."""
-    if params.get('domains') is None:
-        return [DomainSpec(params, '')], False
-    specs = []
-    for index, item in enumerate(params['domains']):
-        merged = dict(item)
-        for key in ITEM_DEFAULTS:
-            if merged.get(key) is None:
-                merged[key] = params.get(key)
-        specs.append(DomainSpec(merged, 'domains[%d]' % index))
-    seen = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise dx.DomainXMLError("domain '%s' appears twice: %s and %s" % (spec.name, seen[spec.name], spec.label))
-        seen[spec.name] = spec.label
-    return specs, True
-
-
-class PendingStop(object):
-    """A graceful shutdown that was requested and is being waited for."""
-
-    def __init__(self, spec, dom, result, start_after, start_paused):
+    def __init__(self, spec, result):
         self.spec = spec
-        self.dom = dom
         self.result = result
-        self.start_after = start_after
-        self.start_paused = start_paused
-        self.deadline = time.monotonic() + spec.shutdown_timeout
-        self.next_request = time.monotonic() + SHUTDOWN_REPEAT_SECONDS
+        self.reading = None  # the DomainReading the plan was made on; None: the domain did not exist
+        self.dom = None  # the handle to act on
+        self.xml = None  # the inactive definition as libvirt stores it (also after this run's update)
+        self.before = None  # diff mode: definition, state and autostart before this run changed anything
+        self.predicted = None  # check mode: what the real run would leave (unmasked XML: never returned)
+        self.basis = None  # (uuid, run state, managed save) that the planned state step starts from
+        self.planned = False
+        self.tries_left = CONFLICT_TRIES
+
+    def read(self, reading):
+        self.reading = reading
+        self.dom = reading.dom if reading is not None else None
+        self.xml = reading.xml if reading is not None else None
+        self.predicted = None
+
+    @property
+    def state(self):
+        return self.reading.state if self.reading is not None else 'shutoff'
+
+    @property
+    def managed_save(self):
+        return self.reading.managed_save if self.reading is not None else False
+
+    def restarted(self):
+        self.result.set(restarted=True, restart_required=False)
+        self.result.fields.pop('restart_reasons', None)
+
+    def stopped_basis(self):
+        """The basis of a start after this run's own shutdown."""
+        return (self.basis[0], 'shutoff', False)
+
+
+def _state_key(reading):
+    return None if reading is None else (reading.uuid, reading.state, reading.managed_save)
 
 
 class DomainManager(object):
 
-    def __init__(self, conn, uri, check_mode, diff=True):
+    def __init__(self, conn, uri, result):
         self.conn = conn
         self.uri = uri
-        self.check_mode = check_mode
-        self.diff = diff
+        self.result = result
+        self.check_mode = result.check_mode
+        self.diff = result.diff_mode
         self._caps = None
-        self.domains = dict((dom.name(), dom) for dom in conn.listAllDomains(0))
-        self.pending = []
-        self.jobs = []
-        self.warnings = []
-        self.inactive_xml = {}
+        self._roots = None
+        self.jobs = PowerJobs(self._guard, result.check_mode)
 
     @property
     def caps(self):
@@ -176,69 +102,78 @@ class DomainManager(object):
             self._caps = HostCapabilities(self.conn)
         return self._caps
 
-    def converge(self, specs, results):
-        """Converge every spec; fills results (also when an item fails) and returns (results, diffs, failures)."""
-        done = []
-        for spec in specs:
-            result = {'name': spec.name, 'changed': False, 'actions': [], 'restart_required': False}
-            results.append(result)
-            done.append((spec, result, self._converge_one(spec, result)))
-        failures = self._run_jobs() + self._wait_for_stops()
-        diffs = []
-        for spec, result, before in done:
-            predicted = result.pop('predicted', None)
-            dom = self.domains.get(spec.name)
-            if spec.state == 'absent':
-                result['state'], after = 'absent', None
-            else:
-                if not result['changed'] and before is not None:
-                    after = before
-                elif self.diff:
-                    after = predicted or self._snapshot(dom)
+    def converge(self, specs, batch):
+        """Converge every spec; each item's result holds what was done, also when a later item fails."""
+        items = []
+        if batch:
+            self.result.diff_as_list()
+        try:
+            for spec in specs:
+                if batch:
+                    item = _Item(spec, self.result.item('domains', name=spec.name, restart_required=False))
                 else:
-                    after = None
-                result['state'] = (after or predicted or {}).get('state') or self._state(dom)
-            if self.diff and before != after:
-                secret_changed = dx.secrets_of((before or {}).get('xml')) != dx.secrets_of((after or {}).get('xml'))
-                diffs.append({'before_header': spec.name, 'after_header': spec.name,
-                              'before': _diff_text(before), 'after': _diff_text(after, secret_changed)})
-        return results, diffs, failures
+                    self.result.set(name=spec.name, restart_required=False)
+                    item = _Item(spec, self.result)
+                items.append(item)
+                self._converge_first(item)
+        except ModuleFailure:
+            # The items before the failed one keep what was done to them (their state steps did not run).
+            with contextlib.suppress(libvirt.libvirtError):
+                for item in items[:-1]:
+                    self._report(item)
+            raise
+        failures = self.jobs.run()
+        for item in items:
+            self._report(item)
+        if failures:
+            raise LibvirtFailure(' '.join(failures))
 
-    # --- one domain ------------------------------------------------------------------------------
+    def _converge_first(self, item):
+        retry_on_conflict(lambda: read_domain(self.conn, item.spec.name), lambda seen: self._converge(item, seen),
+                          tries=item.tries_left)
 
-    def _converge_one(self, spec, result):
-        """Converge one domain (shutdowns are only requested); returns the diff's before."""
-        dom = self.domains.get(spec.name)
-        before = self._snapshot(dom) if self.diff else None
-        if spec.state == 'absent':
-            self._undefine(spec, dom, result)
+    def _converge(self, item, reading):
+        """Converge one domain from a reading of it: definition and autostart now, the state step queued."""
+        if item.planned:  # again: another run changed the domain since the last reading
+            item.tries_left -= 1
+            if not item.result.changed:
+                item.before = None
+        item.planned = True
+        item.read(reading)
+        if self.diff and item.before is None:
+            item.before = self._snapshot(reading)
+        if item.spec.state == 'absent':
+            self._plan_removal(item)
         else:
-            dom = self._define(spec, dom, result)
-            self._set_autostart(spec, dom, result)
-            self._reach_state(spec, dom, result)
-        return before
+            self._define(item)
+            self._set_autostart(item)
+            self._plan_state(item)
 
-    def _action(self, result, name):
-        result['actions'].append(name)
-        result['changed'] = True
+    def _guard(self, item, work, basis=None):
+        """Run a planned step; when it fails because the domain's run state is no longer the basis it was
+        planned on, converge the domain again on a new reading (which queues what still differs)."""
+        basis = item.basis if basis is None else basis
+
+        def attempt(seen):
+            if seen is basis:
+                return work()
+            return self._converge(item, read_domain(self.conn, item.spec.name))
+        return retry_on_conflict(lambda: _state_key(read_domain(self.conn, item.spec.name)), attempt,
+                                 tries=item.tries_left, seen=basis)
+
+    # --- reading ---------------------------------------------------------------------------------
 
     def _xml(self, dom, which=XML_INACTIVE):
-        """A domain's definition; the inactive one is read once per call of the module and kept until redefined."""
-        if which == XML_LIVE:
-            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE)
-        name = dom.name()
-        if name not in self.inactive_xml:
-            self.inactive_xml[name] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
-        return self.inactive_xml[name]
+        flags = libvirt.VIR_DOMAIN_XML_SECURE
+        if which == XML_INACTIVE:
+            flags |= libvirt.VIR_DOMAIN_XML_INACTIVE
+        return dom.XMLDesc(flags)
 
-    def _state(self, dom):
-        return STATE_NAMES.get(dom.state()[0], 'nostate')
-
-    def _snapshot(self, dom):
+    def _snapshot(self, reading):
         """What the diff shows: definition, run state and autostart."""
-        if dom is None:
+        if reading is None:
             return None
-        return {'xml': self._xml(dom), 'state': self._state(dom), 'autostart': bool(dom.autostart())}
+        return {'xml': reading.xml, 'state': reading.state, 'autostart': reading.autostart}
 
     # --- definition ------------------------------------------------------------------------------
 
@@ -251,7 +186,8 @@ class DomainManager(object):
                 if wanted_uuid and current_uuid and wanted_uuid.strip().lower() != current_uuid.lower():
                     raise LibvirtFailure("%sdomain '%s' exists with UUID %s but the xml asks for UUID %s; "
                                          "remove <uuid> or undefine the domain first"
-                                         % (_where(spec.label), spec.name, current_uuid, wanted_uuid.strip()))
+                                         % (where(spec.label), spec.name, current_uuid, wanted_uuid.strip()),
+                                         about="domain '%s'" % spec.name)
                 dx.adopt_identity(desired, current_root)
             return desired
         if current_root is None:
@@ -274,48 +210,44 @@ class DomainManager(object):
             vol_xml = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).XMLDesc(0)
         except libvirt.libvirtError as exc:
             raise LibvirtFailure("%svolume '%s' in pool '%s' cannot be read: %s"
-                                 % (_where(spec.label), name, pool, error_text(exc)))
+                                 % (where(spec.label), name, pool, error_text(exc)), about="domain '%s'" % spec.name)
         found = re.search(r"<format type='([^']+)'", vol_xml)
         return dict(disk, format=found.group(1) if found else 'raw')
 
-    def _define(self, spec, dom, result):
+    def _define(self, item):
+        spec, result, exists = item.spec, item.result, item.reading is not None
         if not spec.has_definition:
-            if dom is None:
+            if not exists:
                 raise LibvirtFailure("%sdomain '%s' does not exist at %s; give xml or structured options "
-                                     "(memory, vcpus, disks...) to define it" % (_where(spec.label), spec.name, self.uri))
-            self._note_restart(spec, dom, result, None)
-            return dom
-        current_root = dx.parse(self._xml(dom)) if dom is not None else None
+                                     "(memory, vcpus, disks...) to define it" % (where(spec.label), spec.name, self.uri),
+                                     about="domain '%s'" % spec.name)
+            return self._note_restart(item, None)
+        current_root = dx.parse(item.xml) if exists else None
         desired = self._desired(spec, current_root)
-        if current_root is not None:
+        if exists:
             if spec.xml is not None:
                 gaps = dx.differences(desired, current_root, self.caps.machine_aliases)
             else:
                 gaps = [] if dx.canonical(desired) == dx.canonical(current_root) else ['definition']
             if not gaps:
-                self._note_restart(spec, dom, result, None)
-                return dom
-            result['differences'] = gaps if spec.xml is not None else self._changed_settings(current_root, desired)
-        self._action(result, 'define' if dom is None else 'update')
-        result['created'] = dom is None
+                return self._note_restart(item, None)
+            result.differences[:] = gaps if spec.xml is not None else self._changed_settings(current_root, desired)
+        dom = result.perform('update' if exists else 'define', self._define_xml, spec, dx.to_string(desired))
+        result.set(created=not exists)
         if self.check_mode:
             shown = dx.project(desired, current_root, self.caps.machine_aliases) \
-                if spec.xml is not None and current_root is not None else desired
-            result['predicted'] = {'xml': dx.to_string(shown), 'autostart': False if dom is None else bool(dom.autostart()),
-                                   'state': 'shutoff' if dom is None else self._state(dom)}
-            self._note_restart(spec, dom, result, desired)
-            return dom
-        dom = self._define_xml(spec, dx.to_string(desired))
-        self.domains[spec.name] = dom
-        self.inactive_xml.pop(spec.name, None)
+                if spec.xml is not None and exists else desired
+            item.predicted = {'xml': dx.to_string(shown), 'autostart': item.reading.autostart if exists else False,
+                              'state': item.state}
+            return self._note_restart(item, desired)
+        item.dom, item.xml = dom, self._xml(dom)
         if spec.xml is not None:
-            left = dx.differences(desired, dx.parse(self._xml(dom)), self.caps.machine_aliases)
+            left = dx.differences(desired, dx.parse(item.xml), self.caps.machine_aliases)
             if left:
-                self.warnings.append("%slibvirt stored domain '%s' differently from the xml (%s); the next run will "
-                                     "report a change again. Write these settings the way libvirt does."
-                                     % (_where(spec.label), spec.name, '; '.join(left[:5])))
-        self._note_restart(spec, dom, result, None)
-        return dom
+                result.warn("%slibvirt stored domain '%s' differently from the xml (%s); the next run will "
+                            "report a change again. Write these settings the way libvirt does."
+                            % (where(spec.label), spec.name, '; '.join(left[:5])))
+        return self._note_restart(item, None)
 
     def _changed_settings(self, current_root, desired):
         before, after = dx.summarize(current_root), dx.summarize(desired)
@@ -334,249 +266,109 @@ class DomainManager(object):
                 return self.conn.defineXML(xml)
         except libvirt.libvirtError as exc:
             raise LibvirtFailure("%slibvirt refused the definition of domain '%s': %s. The existing definition, "
-                                 "if any, is unchanged." % (_where(spec.label), spec.name, error_text(exc)))
+                                 "if any, is unchanged." % (where(spec.label), spec.name, error_text(exc)),
+                                 about="domain '%s'" % spec.name)
 
-    def _note_restart(self, spec, dom, result, predicted_root):
+    def _note_restart(self, item, predicted_root):
         """Does the running guest lack settings of its (new) definition?"""
-        if dom is None or not dom.isActive():
+        if item.state in INACTIVE_STATES:
             return
-        live = dx.parse(self._xml(dom, XML_LIVE))
-        later = predicted_root if predicted_root is not None else dx.parse(self._xml(dom))
+        live = dx.parse(self._xml(item.dom, XML_LIVE))
+        later = predicted_root if predicted_root is not None else dx.parse(item.xml)
         reasons = dx.restart_differences(live, later)
-        result['restart_required'] = bool(reasons)
+        item.result.set(restart_required=bool(reasons))
         if reasons:
-            result['restart_reasons'] = reasons
-
-    def _set_autostart(self, spec, dom, result):
-        if spec.autostart is None:
-            return
-        current = bool(dom.autostart()) if dom is not None else False
-        if current == spec.autostart:
-            return
-        self._action(result, 'autostart' if spec.autostart else 'no_autostart')
-        if 'predicted' in result:
-            result['predicted']['autostart'] = spec.autostart
-        elif self.check_mode:
-            result['predicted'] = dict(self._snapshot(dom), autostart=spec.autostart)
+            item.result.set(restart_reasons=reasons)
         else:
-            self._call(spec, 'set autostart of', dom.setAutostart, int(spec.autostart))
+            item.result.fields.pop('restart_reasons', None)
+
+    def _set_autostart(self, item):
+        spec = item.spec
+        current = item.reading.autostart if item.reading is not None else False
+        if spec.autostart is None or current == spec.autostart:
+            return
+        item.result.perform('autostart' if spec.autostart else 'no_autostart',
+                            lambda: call(spec, 'set autostart of', item.dom.setAutostart, int(spec.autostart)))
+        if self.check_mode:
+            item.predicted = dict(item.predicted or self._snapshot(item.reading), autostart=spec.autostart)
 
     # --- run state -------------------------------------------------------------------------------
 
-    def _reach_state(self, spec, dom, result):
-        current = self._state(dom) if dom is not None else 'shutoff'
-        active = current not in ('shutoff', 'crashed', 'nostate')
-        wanted = spec.state
-        if wanted in ('present', 'running', 'paused') and active and result['restart_required'] \
-                and spec.apply == 'restart':
-            start_paused = wanted == 'paused' or (wanted == 'present' and current == 'paused')
-            self._request_stop(spec, dom, result, current == 'paused', restart_paused=start_paused)
+    def _plan_state(self, item):
+        spec, current = item.spec, item.state
+        if spec.state == 'saved' and current in INACTIVE_STATES and not item.managed_save:
+            raise LibvirtFailure("%sdomain '%s' is shut off and has no saved state; start it before asking for "
+                                 "state saved" % (where(spec.label), spec.name), about="domain '%s'" % spec.name)
+        restart_now = spec.apply == 'restart' and bool(item.result.fields.get('restart_required'))
+        step = next_step(current, spec.state, restart_now, item.managed_save)
+        item.basis = (item.dom.UUIDString() if item.dom is not None else None, current, item.managed_save)
+        if step is None:
             return
-        if wanted == 'running':
-            if current == 'paused':
-                self._transition(spec, dom, result, 'resume', 'running', dom.resume)
-            elif current == 'pmsuspended':
-                self._transition(spec, dom, result, 'wakeup', 'running', dom.pMWakeup, 0)
-            elif not active:
-                self._start(spec, dom, result, paused=False)
-        elif wanted == 'paused':
-            if current in ('running', 'pmsuspended', 'shutdown'):
-                self._transition(spec, dom, result, 'pause', 'paused', dom.suspend)
-            elif not active:
-                self._start(spec, dom, result, paused=True)
-        elif wanted == 'shutdown' and active:
-            self._request_stop(spec, dom, result, current == 'paused')
-        elif wanted == 'destroyed' and active:
-            self._transition(spec, dom, result, 'destroy', 'shutoff', dom.destroy)
-        elif wanted == 'saved':
-            if active:
-                self._transition(spec, dom, result, 'save', 'shutoff', dom.managedSave, 0)
-            elif dom is None or not dom.hasManagedSaveImage(0):
-                raise LibvirtFailure("%sdomain '%s' is shut off and has no saved state; start it before "
-                                     "asking for state saved" % (_where(spec.label), spec.name))
-
-    def _transition(self, spec, dom, result, action, new_state, call, *args):
-        self._action(result, action)
+        action, after = step
         if self.check_mode:
-            result['predicted'] = dict(result.get('predicted') or self._snapshot(dom), state=new_state)
-            return
-        self.jobs.append((spec, action, call, args))
-
-    def _start(self, spec, dom, result, paused):
-        action = 'restore' if dom is not None and dom.hasManagedSaveImage(0) else 'start'
-        self._transition(spec, dom, result, action, 'paused' if paused else 'running', _create, dom, paused)
-
-    def _run_jobs(self):
-        """Run the queued state changes, a few at once over the shared connection; returns the errors.
-
-        Starting, saving and destroying an emulated guest take seconds each, mostly waiting on QEMU.
-        Each domain has at most one job, so their order does not matter.
-        """
-        def run(job):
-            spec, action, call, args = job
-            try:
-                self._call(spec, action, call, *args)
-            except LibvirtFailure as exc:
-                return str(exc)
-            return None
-        if len(self.jobs) <= 1:
-            errors = [run(job) for job in self.jobs]
+            item.predicted = dict(item.predicted or self._snapshot(item.reading), state=after)
+        if action in ('shutdown', 'restart'):
+            self.jobs.request_stop(item, current == 'paused', (after == 'paused') if action == 'restart' else None)
         else:
-            with ThreadPoolExecutor(max_workers=PARALLEL_JOBS) as pool:
-                errors = list(pool.map(run, self.jobs))
-        self.jobs = []
-        return [error for error in errors if error]
-
-    def _call(self, spec, action, call, *args):
-        try:
-            return call(*args)
-        except libvirt.libvirtError as exc:
-            raise LibvirtFailure("%scannot %s domain '%s': %s" % (_where(spec.label), action, spec.name, error_text(exc)))
-
-    def _request_stop(self, spec, dom, result, paused, restart_paused=None):
-        """Ask the guest to power off (ACPI); with restart_paused set, start it again afterwards."""
-        restart = restart_paused is not None
-        self._action(result, 'restart' if restart else 'shutdown')
-        if self.check_mode:
-            state = ('paused' if restart_paused else 'running') if restart else 'shutoff'
-            result['predicted'] = dict(result.get('predicted') or self._snapshot(dom), state=state)
-            if restart:
-                result['restarted'] = True
-                result['restart_required'] = False
-                result.pop('restart_reasons', None)
-            return
-        if paused:
-            self._call(spec, 'resume (to shut down)', dom.resume)
-        self._call(spec, 'shut down', dom.shutdown)
-        self.pending.append(PendingStop(spec, dom, result, restart, bool(restart_paused)))
-
-    def _wait_for_stops(self):
-        """Wait for all requested shutdowns together; destroy late guests where force is set."""
-        failures = []
-        while self.pending:
-            now = time.monotonic()
-            for stop in list(self.pending):
-                if not stop.dom.isActive():
-                    self.pending.remove(stop)
-                    self._after_stop(stop)
-                elif now < stop.deadline and now >= stop.next_request:
-                    stop.next_request = now + SHUTDOWN_REPEAT_SECONDS
-                    try:
-                        stop.dom.shutdown()
-                    except libvirt.libvirtError:
-                        pass  # it may have stopped in between; the next round sees that
-                elif now >= stop.deadline:
-                    self.pending.remove(stop)
-                    if stop.spec.force:
-                        stop.result['actions'].append('destroy')
-                        self._call(stop.spec, 'destroy', stop.dom.destroy)
-                        self._after_stop(stop)
-                    else:
-                        failures.append("domain '%s' did not shut down within %d s (shutdown_timeout) and is still %s: "
-                                        "does the guest handle the ACPI power button? Set force: true to power it "
-                                        "off after the timeout." % (stop.spec.name, stop.spec.shutdown_timeout,
-                                                                    self._state(stop.dom)))
-            if self.pending:
-                time.sleep(POLL_SECONDS)
-        return failures
-
-    def _after_stop(self, stop):
-        if stop.start_after:
-            self._call(stop.spec, 'start', _create, stop.dom, stop.start_paused)
-            stop.result['restarted'] = True
-            stop.result['restart_required'] = False
-            stop.result.pop('restart_reasons', None)
+            self.jobs.add(item, lambda: make_step(item, action, after))
 
     # --- absent ----------------------------------------------------------------------------------
 
-    def _undefine(self, spec, dom, result):
-        result['state'] = 'absent'
-        if dom is None:
+    def _plan_removal(self, item):
+        spec, result, reading = item.spec, item.result, item.reading
+        result.set(state='absent')
+        if reading is None:
             return
-        root = dx.parse(self._xml(dom))
-        storage = self._storage_to_remove(spec, root) if spec.remove_storage else ([], [])
-        if dom.isActive():
-            self._action(result, 'destroy')
-        self._action(result, 'undefine')
-        result['removed_storage'], result['kept_storage'] = storage[0], storage[1]
-        if not self.check_mode:
-            self.jobs.append((spec, 'undefine', self._remove, (spec, dom, root, storage[0])))
+        root = dx.parse(reading.xml)
+        remove, keep = storage_to_remove(root, self._other_roots(spec.name)) if spec.remove_storage else ([], [])
+        result.set(removed_storage=list(remove) if self.check_mode else [], kept_storage=keep)
+        item.basis = _state_key(reading)
+        self.jobs.add(item, lambda: self._remove(item, root, remove))
 
-    def _remove(self, spec, dom, root, storage):
+    def _other_roots(self, name):
+        """The definitions of the other domains (read once per call), whose disks a removal keeps."""
+        if self._roots is None:
+            self._roots = {}
+            for dom in self.conn.listAllDomains(0):
+                try:
+                    self._roots[dom.name()] = dx.parse(self._xml(dom))
+                except libvirt.libvirtError as exc:
+                    if not is_error(exc, 'VIR_ERR_NO_DOMAIN'):
+                        raise
+        return [root for other, root in self._roots.items() if other != name]
+
+    def _remove(self, item, root, storage):
         """Power off, undefine with everything libvirt keeps for the domain, delete the chosen disks."""
-        if dom.isActive():
-            self._call(spec, 'destroy', dom.destroy)
-        flags = 0
-        if dom.hasManagedSaveImage(0):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-        if self._call(spec, 'count snapshots of', dom.snapshotNum, 0):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-        if root.find('os/nvram') is not None:
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-        if self._has_checkpoints(dom):
-            flags |= libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-        self._call(spec, 'undefine', dom.undefineFlags, flags)
-        self.domains.pop(spec.name, None)
+        spec = item.spec
+        if item.state not in INACTIVE_STATES:
+            make_step(item, 'destroy', 'shutoff')
+        item.result.perform('undefine', lambda: call(spec, 'undefine', item.dom.undefineFlags,
+                                                     call(spec, 'read', undefine_flags, item.dom, root)))
+        if self.check_mode:
+            return
         for kind, source in storage:
-            self._delete_storage(spec, kind, source)
+            if delete_storage(self.conn, self.uri, spec, kind, source):
+                item.result.fields['removed_storage'].append((kind, source))
 
-    def _has_checkpoints(self, dom):
-        try:
-            return bool(dom.listAllCheckpoints(0))
-        except (AttributeError, libvirt.libvirtError):
-            return False
+    # --- report ----------------------------------------------------------------------------------
 
-    def _storage_to_remove(self, spec, root):
-        """Disk sources to delete with the domain; a source another domain uses is kept."""
-        remove, keep = [], []
-        used_elsewhere = set()
-        for name, other in self.domains.items():
-            if name != spec.name:
-                for disk in dx.parse(self._xml(other)).iter('disk'):
-                    used_elsewhere.add(dx.disk_source(disk))
-        for disk in root.iter('disk'):
-            source = dx.disk_source(disk)
-            if disk.get('device', 'disk') != 'disk' or source is None:
-                continue
-            if source in used_elsewhere:
-                keep.append({'source': source[1], 'reason': 'used by another domain'})
-            elif source[0] == 'block':
-                keep.append({'source': source[1], 'reason': 'block device'})
+    def _report(self, item):
+        """The domain's state after the call and, in diff mode, its before and after."""
+        result = item.result
+        if item.spec.state == 'absent':
+            after = None
+        else:
+            if not result.changed and item.before is not None:
+                after = item.before
+            elif self.diff:
+                after = item.predicted or self._snapshot(read_domain(self.conn, item.spec.name))
             else:
-                remove.append(source)
-        return remove, keep
-
-    def _delete_storage(self, spec, kind, source):
-        try:
-            if kind == 'volume':
-                pool, name = source.split('/', 1)
-                self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).delete(0)
-                return
-            try:
-                self.conn.storageVolLookupByPath(source).delete(0)
-                return
-            except libvirt.libvirtError as exc:
-                if not is_error(exc, 'VIR_ERR_NO_STORAGE_VOL') or urlparse(self.uri).netloc:
-                    raise
-            if os.path.exists(source):
-                os.remove(source)
-        except (libvirt.libvirtError, OSError) as exc:
-            message = error_text(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
-            raise LibvirtFailure("%sdomain '%s' was undefined but its disk %s could not be removed: %s"
-                                 % (_where(spec.label), spec.name, source, message))
-
-
-def _create(dom, paused):
-    """Start a domain, paused if asked; drivers without start-paused support start it and pause it."""
-    if not paused:
-        return dom.create()
-    try:
-        return dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
-    except libvirt.libvirtError as exc:
-        if not is_error(exc, 'VIR_ERR_NO_SUPPORT', 'VIR_ERR_INVALID_ARG'):
-            raise
-    dom.create()
-    return dom.suspend()
+                after = None
+            state = (after or item.predicted or {}).get('state')
+            result.set(state=state or STATE_NAMES.get(item.dom.state()[0], 'nostate'))
+        if self.diff and item.before != after:
+            secret_changed = dx.secrets_of((item.before or {}).get('xml')) != dx.secrets_of((after or {}).get('xml'))
+            result.add_diff(_diff_text(item.before), _diff_text(after, secret_changed), item.spec.name)
 
 
 def _diff_text(snapshot, secret_changed=False):
@@ -584,133 +376,3 @@ def _diff_text(snapshot, secret_changed=False):
         return ''
     return '# state: %s\n# autostart: %s\n%s' % (snapshot['state'], 'yes' if snapshot['autostart'] else 'no',
                                                  dx.mask_secrets(snapshot['xml'], secret_changed))
-
-
-def describe(conn, dom, with_xml):
-    """A domain as libvirt_domain_info returns it."""
-    xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-    info = dx.summarize(dx.parse(xml))
-    state, reason = dom.state()
-    info.update({
-        'name': dom.name(),
-        'uuid': dom.UUIDString(),
-        'state': STATE_NAMES.get(state, 'nostate'),
-        'state_reason': reason,
-        'active': bool(dom.isActive()),
-        'persistent': bool(dom.isPersistent()),
-        'autostart': bool(dom.autostart()) if dom.isPersistent() else False,
-        'has_managed_save': bool(dom.hasManagedSaveImage(0)) if dom.isPersistent() else False,
-    })
-    if with_xml:
-        info['xml'] = dx.mask_secrets(xml)
-    return info
-
-
-DOMAIN_OPTIONS = {
-    'name': {'type': 'str'},
-    'xml': {'type': 'str'},
-    'state': {'type': 'str', 'choices': list(STATES)},
-    'autostart': {'type': 'bool'},
-    'shutdown_timeout': {'type': 'int'},
-    'force': {'type': 'bool'},
-    'apply': {'type': 'str', 'choices': ['next_boot', 'restart']},
-    'remove_storage': {'type': 'bool'},
-    'domain_type': {'type': 'str'},
-    'memory': {'type': 'int'},
-    'vcpus': {'type': 'int'},
-    'machine': {'type': 'str'},
-    'cpu': {'type': 'dict', 'options': {
-        'mode': {'type': 'str', 'default': 'custom', 'choices': ['custom', 'host-model', 'host-passthrough', 'maximum']},
-        'model': {'type': 'str'},
-    }},
-    'boot': {'type': 'dict', 'options': {
-        'devices': {'type': 'list', 'elements': 'str', 'choices': ['hd', 'cdrom', 'network', 'fd']},
-        'kernel': {'type': 'str'},
-        'initrd': {'type': 'str'},
-        'cmdline': {'type': 'str'},
-    }},
-    'disks': {'type': 'list', 'elements': 'dict', 'options': {
-        'path': {'type': 'str'},
-        'volume': {'type': 'dict', 'options': {
-            'pool': {'type': 'str', 'required': True},
-            'name': {'type': 'str', 'required': True},
-        }},
-        'device': {'type': 'str', 'default': 'disk', 'choices': ['disk', 'cdrom']},
-        'bus': {'type': 'str', 'choices': ['virtio', 'sata', 'scsi', 'ide', 'usb']},
-        'format': {'type': 'str'},
-        'target': {'type': 'str'},
-        'readonly': {'type': 'bool', 'default': False},
-    }},
-    'interfaces': {'type': 'list', 'elements': 'dict', 'options': {
-        'type': {'type': 'str', 'choices': ['network', 'bridge', 'user']},
-        'network': {'type': 'str'},
-        'bridge': {'type': 'str'},
-        'model': {'type': 'str', 'default': 'virtio'},
-        'mac': {'type': 'str'},
-    }},
-    'serial_console': {'type': 'bool'},
-    'serial_log': {'type': 'path'},
-    'graphics': {'type': 'dict', 'options': {
-        'type': {'type': 'str', 'required': True, 'choices': ['none', 'vnc', 'spice']},
-        'listen': {'type': 'str'},
-        'port': {'type': 'int'},
-        'password': {'type': 'str', 'no_log': True},
-    }},
-}
-MODULE_OPTIONS = dict(DOMAIN_OPTIONS, uri=dict(URI_OPTION), domains={
-    'type': 'list', 'elements': 'dict', 'options': DOMAIN_OPTIONS})
-
-
-def converge_module(module):
-    """The body of libvirt_domain: validate everything, connect once, converge, report."""
-    require_libvirt(module)
-    try:
-        specs, batch = build_specs(module.params)
-    except dx.DomainXMLError as exc:
-        module.fail_json(msg=str(exc))
-    results = []
-    try:
-        manager = DomainManager(connect(module.params['uri']), module.params['uri'], module.check_mode, module._diff)
-        results, diffs, failures = manager.converge(specs, results)
-    except (LibvirtFailure, dx.DomainXMLError) as exc:
-        module.fail_json(msg=str(exc), **_report(results, batch, []))
-    except libvirt.libvirtError as exc:
-        module.fail_json(msg='libvirt at %s: %s' % (module.params['uri'], error_text(exc)), **_report(results, batch, []))
-    report = _report(results, batch, diffs)
-    for warning in manager.warnings:
-        module.warn(warning)
-    if failures:
-        module.fail_json(msg=' '.join(failures), **report)
-    module.exit_json(**report)
-
-
-def _report(results, batch, diffs):
-    # A prediction left behind by a failed item holds unmasked XML: never return it.
-    results = [dict((key, value) for key, value in result.items() if key != 'predicted') for result in results]
-    report = {'changed': any(result['changed'] for result in results)}
-    if batch:
-        report['domains'] = results
-    elif results:
-        report.update(results[0])
-    if diffs:
-        report['diff'] = diffs if batch else diffs[0]
-    return report
-
-
-def converge_info(module):
-    """The body of libvirt_domain_info."""
-    names = module.params['name']
-    states = module.params['state']
-
-    def read(conn):
-        found = []
-        for dom in sorted(conn.listAllDomains(0), key=lambda item: item.name()):
-            if names and dom.name() not in names:
-                continue
-            info = describe(conn, dom, module.params['xml'])
-            if not states or info['state'] in states:
-                found.append(info)
-        return found
-    found = run_with_connection(module, read)
-    missing = sorted(set(names or ()) - set(info['name'] for info in found)) if not states else []
-    module.exit_json(changed=False, domains=found, missing=missing)

@@ -30,7 +30,15 @@ description:
     and after. A changed definition of a running domain takes effect at its next boot; the module returns
     RV(restart_required) and restarts the guest only with O(apply=restart).
   - With O(domains), many domains converge in one call over one connection. Every item is validated before
-    the first change; graceful shutdowns are requested for all items first and then awaited together.
+    the first change; graceful shutdowns are requested for all items first and then awaited together. When
+    libvirt refuses an item, the call stops there: the items before it report what was done to them (their
+    state changes have not run), and nothing after it changes.
+  - A change is reported only once it has been made, so a call that fails before changing anything reports
+    C(changed=false).
+  - Several runs may converge the same domains at the same time (two operators, overlapping jobs, forks
+    delegating to one hypervisor). When a change fails because the domain is no longer what this run read
+    (the other run defined, started, saved or removed it in between), the domain is read again and only what
+    still differs is done, up to three times; both runs succeed and leave the state asked for.
 author:
   - virtops maintainers (@virtops)
 extends_documentation_fragment:
@@ -276,7 +284,9 @@ actions:
     - What was done (or would be done in check mode), in order. V(define), V(update), V(autostart),
       V(no_autostart), V(start), V(restore) (start from a saved state), V(resume), V(wakeup), V(pause),
       V(shutdown), V(restart), V(destroy), V(save), V(undefine).
-  returned: when O(domains) is not used
+    - An action is listed once it has been done; a call that failed lists only what it did before the failure.
+    - With O(domains), the top-level list is empty and each item of RV(domains) has its own.
+  returned: always
   type: list
   elements: str
   sample: [update, start]
@@ -287,9 +297,11 @@ created:
   sample: false
 differences:
   description:
-    - For an existing domain whose definition changed, what differed. For full XML, the paths in the XML
-      and what they ask for; for structured options, the names of the settings.
-  returned: when an existing definition changed
+    - For an existing domain whose definition differs from what was asked, what differed. For full XML, the
+      paths in the XML and what they ask for; for structured options, the names of the settings. Empty when
+      the definition is as asked or the domain is new.
+    - With O(domains), the top-level list is empty and each item of RV(domains) has its own.
+  returned: always
   type: list
   elements: str
   sample: ["domain/memory: 2097152 KiB, not 1048576 KiB"]
@@ -310,7 +322,9 @@ restarted:
   type: bool
   sample: true
 removed_storage:
-  description: Disk sources deleted with the domain (O(remove_storage)); pairs of source kind and path.
+  description:
+    - Disk sources deleted with the domain (O(remove_storage)); pairs of source kind and path. In check mode
+      the ones that would be deleted; a source already gone (another run removed it) is not listed.
   returned: when O(state=absent) removed an existing domain
   type: list
   elements: list
@@ -321,18 +335,27 @@ kept_storage:
   type: list
   elements: dict
   sample: [{source: /var/lib/libvirt/images/base.qcow2, reason: used by another domain}]
+failed_object:
+  description: The domain a failure is about.
+  returned: on failure, when it is about one domain
+  type: str
+  sample: "domain 'web1'"
 domains:
-  description: One result per item of O(domains), in order, with the keys above.
+  description:
+    - One result per item of O(domains), in order, with the keys above. When an item fails, the list ends
+      with it.
   returned: when O(domains) is used
   type: list
   elements: dict
-  sample: [{name: web1, changed: true, state: running, actions: [start], restart_required: false}]
+  sample: [{name: web1, changed: true, state: running, actions: [start], differences: [], restart_required: false}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import (
-    MODULE_OPTIONS, STRUCTURED_OPTIONS, converge_module)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import converge_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options import (
+    MODULE_OPTIONS, STRUCTURED_OPTIONS)
 
 
 def main():
@@ -342,7 +365,7 @@ def main():
         required_one_of=[('name', 'xml', 'domains')],
         supports_check_mode=True,
     )
-    converge_module(module)
+    run_module(module, lambda result: converge_module(module, result))
 
 
 if __name__ == '__main__':

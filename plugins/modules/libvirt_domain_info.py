@@ -167,8 +167,9 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import converge_info
-from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, STATE_NAMES
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_info import domain_facts
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
+    STATE_NAMES, URI_OPTION, run_libvirt_module)
 
 
 def main():
@@ -181,7 +182,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    converge_info(module)
+    run_libvirt_module(module, lambda conn, result: domain_facts(conn, module.params))
 
 
 if __name__ == '__main__':

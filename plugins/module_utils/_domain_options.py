@@ -1,0 +1,179 @@
+# Copyright (c) virtops.hypervisor contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt_domain's options: the argument spec, and the items validated into DomainSpecs (pure, no libvirt)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
+
+STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
+STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot', 'disks', 'interfaces',
+                      'serial_console', 'serial_log', 'graphics')
+ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'apply': 'next_boot',
+                 'remove_storage': False, 'autostart': None}
+MAC_PATTERN = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
+
+
+def where(label):
+    """Message prefix naming the input: 'domains[3]: ' in a batch, nothing for a single domain."""
+    return '%s: ' % label if label else ''
+
+
+def _join(label, key):
+    return '%s.%s' % (label, key) if label else key
+
+
+class DomainSpec(object):
+    """One domain as asked: its name, the definition (full XML or structured options) and states."""
+
+    def __init__(self, item, label):
+        self.label = label
+        self.xml = None
+        self.options = {key: item.get(key) for key in STRUCTURED_OPTIONS}
+        for key, default in ITEM_DEFAULTS.items():
+            setattr(self, key, item.get(key) if item.get(key) is not None else default)
+        given = sorted(key for key, value in self.options.items() if value is not None)
+        if item.get('xml'):
+            if given:
+                raise dx.DomainXMLError('%sxml and the structured options (%s) are mutually exclusive; '
+                                        'put the settings into the XML' % (where(label), ', '.join(given)))
+            self.xml = dx.parse(item['xml'], _join(label, 'xml'))
+            self.name = self.xml.findtext('name').strip()
+            if item.get('name') and item['name'] != self.name:
+                raise dx.DomainXMLError("%sname '%s' differs from the <name> '%s' in its xml"
+                                        % (where(label), item['name'], self.name))
+        elif item.get('name'):
+            self.name = item['name']
+        else:
+            raise dx.DomainXMLError('%sgive name (and structured options) or xml' % where(label))
+        self.has_definition = self.xml is not None or bool(given)
+        self._validate_options()
+        if self.shutdown_timeout < 0:
+            raise dx.DomainXMLError('%sshutdown_timeout must be 0 or more seconds' % where(label))
+
+    def _validate_options(self):
+        opts = self.options
+        for kind in ('disks', 'interfaces'):  # validation fills in defaults: not into the module's params
+            if opts[kind] is not None:
+                opts[kind] = [dict(item) for item in opts[kind]]
+        for key in ('memory', 'vcpus'):
+            if opts[key] is not None and opts[key] < 1:
+                raise dx.DomainXMLError('%s%s must be at least 1, not %s' % (where(self.label), key, opts[key]))
+        if opts['serial_log'] and not os.path.isabs(opts['serial_log']):
+            raise dx.DomainXMLError('%sserial_log must be an absolute path' % where(self.label))
+        for index, disk in enumerate(opts['disks'] or []):
+            self._validate_disk(_join(self.label, 'disks[%d]' % index), disk)
+        for index, interface in enumerate(opts['interfaces'] or []):
+            self._validate_interface(_join(self.label, 'interfaces[%d]' % index), interface)
+
+    def _validate_disk(self, label, disk):
+        if disk.get('path') and disk.get('volume'):
+            raise dx.DomainXMLError('%spath and volume are mutually exclusive' % where(label))
+        if disk.get('path') and not os.path.isabs(disk['path']):
+            raise dx.DomainXMLError("%spath '%s' must be absolute" % (where(label), disk['path']))
+        if disk['device'] == 'disk' and not (disk.get('path') or disk.get('volume')):
+            raise dx.DomainXMLError('%sa disk needs path or volume (only a cdrom may be empty)' % where(label))
+        if disk.get('volume') and not (disk['volume'].get('pool') and disk['volume'].get('name')):
+            raise dx.DomainXMLError('%svolume needs pool and name' % where(label))
+        if not disk.get('bus'):
+            disk['bus'] = 'virtio' if disk['device'] == 'disk' else 'sata'
+        if disk.get('target') and not disk['target'].startswith(dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')):
+            raise dx.DomainXMLError("%starget '%s' does not fit bus %s (use %sX)"
+                                    % (where(label), disk['target'], disk['bus'], dx.DISK_TARGET_PREFIX.get(disk['bus'], 'sd')))
+        if not disk.get('format') and disk.get('path'):
+            disk['format'] = 'qcow2' if disk['path'].endswith('.qcow2') else 'raw'
+
+    def _validate_interface(self, label, interface):
+        if interface.get('network') and interface.get('bridge'):
+            raise dx.DomainXMLError('%snetwork and bridge are mutually exclusive' % where(label))
+        kind = interface.get('type') or ('network' if interface.get('network') else
+                                         'bridge' if interface.get('bridge') else None)
+        if kind is None:
+            raise dx.DomainXMLError('%sgive network, bridge or type: user' % where(label))
+        if kind in ('network', 'bridge') and not interface.get(kind):
+            raise dx.DomainXMLError('%stype %s needs the %s option' % (where(label), kind, kind))
+        if kind == 'user' and (interface.get('network') or interface.get('bridge')):
+            raise dx.DomainXMLError('%stype user takes neither network nor bridge' % where(label))
+        interface['type'] = kind
+        if interface.get('mac') and not MAC_PATTERN.match(interface['mac']):
+            raise dx.DomainXMLError("%smac '%s' is not a MAC address like 52:54:00:12:34:56"
+                                    % (where(label), interface['mac']))
+
+
+def build_specs(params):
+    """Validate the module parameters into DomainSpecs; raises DomainXMLError naming the input."""
+    if params.get('domains') is None:
+        return [DomainSpec(params, '')], False
+    specs = []
+    for index, item in enumerate(params['domains']):
+        merged = dict(item)
+        for key in ITEM_DEFAULTS:
+            if merged.get(key) is None:
+                merged[key] = params.get(key)
+        specs.append(DomainSpec(merged, 'domains[%d]' % index))
+    seen = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise dx.DomainXMLError("domain '%s' appears twice: %s and %s" % (spec.name, seen[spec.name], spec.label))
+        seen[spec.name] = spec.label
+    return specs, True
+
+
+DOMAIN_OPTIONS = {
+    'name': {'type': 'str'},
+    'xml': {'type': 'str'},
+    'state': {'type': 'str', 'choices': list(STATES)},
+    'autostart': {'type': 'bool'},
+    'shutdown_timeout': {'type': 'int'},
+    'force': {'type': 'bool'},
+    'apply': {'type': 'str', 'choices': ['next_boot', 'restart']},
+    'remove_storage': {'type': 'bool'},
+    'domain_type': {'type': 'str'},
+    'memory': {'type': 'int'},
+    'vcpus': {'type': 'int'},
+    'machine': {'type': 'str'},
+    'cpu': {'type': 'dict', 'options': {
+        'mode': {'type': 'str', 'default': 'custom', 'choices': ['custom', 'host-model', 'host-passthrough', 'maximum']},
+        'model': {'type': 'str'},
+    }},
+    'boot': {'type': 'dict', 'options': {
+        'devices': {'type': 'list', 'elements': 'str', 'choices': ['hd', 'cdrom', 'network', 'fd']},
+        'kernel': {'type': 'str'},
+        'initrd': {'type': 'str'},
+        'cmdline': {'type': 'str'},
+    }},
+    'disks': {'type': 'list', 'elements': 'dict', 'options': {
+        'path': {'type': 'str'},
+        'volume': {'type': 'dict', 'options': {
+            'pool': {'type': 'str', 'required': True},
+            'name': {'type': 'str', 'required': True},
+        }},
+        'device': {'type': 'str', 'default': 'disk', 'choices': ['disk', 'cdrom']},
+        'bus': {'type': 'str', 'choices': ['virtio', 'sata', 'scsi', 'ide', 'usb']},
+        'format': {'type': 'str'},
+        'target': {'type': 'str'},
+        'readonly': {'type': 'bool', 'default': False},
+    }},
+    'interfaces': {'type': 'list', 'elements': 'dict', 'options': {
+        'type': {'type': 'str', 'choices': ['network', 'bridge', 'user']},
+        'network': {'type': 'str'},
+        'bridge': {'type': 'str'},
+        'model': {'type': 'str', 'default': 'virtio'},
+        'mac': {'type': 'str'},
+    }},
+    'serial_console': {'type': 'bool'},
+    'serial_log': {'type': 'path'},
+    'graphics': {'type': 'dict', 'options': {
+        'type': {'type': 'str', 'required': True, 'choices': ['none', 'vnc', 'spice']},
+        'listen': {'type': 'str'},
+        'port': {'type': 'int'},
+        'password': {'type': 'str', 'no_log': True},
+    }},
+}
+MODULE_OPTIONS = dict(DOMAIN_OPTIONS, uri=dict(URI_OPTION), domains={
+    'type': 'list', 'elements': 'dict', 'options': DOMAIN_OPTIONS})
