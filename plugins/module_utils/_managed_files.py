@@ -90,13 +90,22 @@ def attribute_changes(module, spec):
     return before, after
 
 
-def attribute_changes_of_new(module, spec):
-    """Check the owner, group and mode asked for a file that does not exist yet (raises ModuleFailure)."""
+def check_new_file(module, spec, warn=None):
+    """Check the owner, group and mode asked for a file that does not exist yet (raises ModuleFailure).
+
+    With ``warn`` (check mode), an owner or group that does not exist is a warning instead: a task that
+    check mode skipped (a package, ansible.builtin.group) may create it before the real run.
+    """
     path = spec['path']
-    if spec.get('owner') is not None:
-        _uid(spec['owner'], path)
-    if spec.get('group') is not None:
-        _gid(spec['group'], path)
+    for option, lookup in (('owner', _uid), ('group', _gid)):
+        if spec.get(option) is None:
+            continue
+        try:
+            lookup(spec[option], path)
+        except ModuleFailure as failure:
+            if warn is None:
+                raise
+            warn('%s; the real run fails unless an earlier task creates it' % failure.msg)
     if spec.get('mode') is not None:
         _mode(module, spec['mode'], _NEW_FILE, path)
 
@@ -153,7 +162,7 @@ class ManagedFiles(object):
             if os.path.lexists(_b(spec['path'])):
                 attribute_changes(self.module, spec)
             else:  # a file still to be written: the names and the mode must make sense already
-                attribute_changes_of_new(self.module, spec)
+                check_new_file(self.module, spec, self.result.warn if self.result.check_mode else None)
 
     def converge_file(self, spec):
         """Write one file if its bytes differ, then set its attributes; return its result entry."""

@@ -81,6 +81,8 @@ notes:
   - Every check that can fail (paths, a directory in the way, unknown owners and groups, modes that cannot be
     read) runs before the first write. A write that fails nevertheless (a full disk, a read-only file system)
     ends the call; the result then still lists the files written before it.
+  - In check mode, an owner or group of a file still to be created that does not exist on the host is a warning,
+    not a failure, since a task that check mode skipped (a package, M(ansible.builtin.group)) may create it.
 seealso:
   - module: ansible.builtin.template
   - module: ansible.builtin.file

@@ -182,3 +182,14 @@ def test_a_write_that_fails_reports_the_files_written_before_it(run_module, tmp_
     assert result['changed'] is True and result['actions'] == ['write %s' % written]
     assert result['files'] == [{'path': str(written), 'changed': True, 'created': True}]
     assert written.read_text() == 'x\n'
+
+
+def test_check_mode_warns_about_an_unknown_owner_of_a_new_file(run_module, tmp_path):
+    """The group or user may come with a package that check mode did not install: warn, do not fail."""
+    conf = tmp_path / 'app.conf'
+    result = run_module({'files': [{'path': str(conf), 'content': 'x', 'group': 'virtops-no-such-group'}]}, check=True)
+    assert result.get('failed') is not True, result
+    assert result['changed'] is True and result['actions'] == ['write %s' % conf]
+    assert result['warnings'] == ["group 'virtops-no-such-group' of %s is no group on the host; the real run fails "
+                                  "unless an earlier task creates it" % conf]
+    assert not conf.exists()
