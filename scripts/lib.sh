@@ -26,3 +26,14 @@ ensure_packages() {
     rm -f "${log}"
     printf '%s: packages: installed %s\n' "${prefix}" "${missing[*]}"
 }
+
+# warn_shadowing_copy PREFIX: warn (and change nothing) when the user's default collections path holds
+# a copy of this collection: tools that search that path (ansible-lint did) may load it instead of
+# this checkout ("couldn't resolve module ..." or old behaviour).
+warn_shadowing_copy() {
+    local copy="${HOME}/.ansible/collections/ansible_collections/virtops/hypervisor"
+    if [[ -e ${copy} ]]; then
+        printf '%s: WARNING: %s holds another copy of virtops.hypervisor that may shadow this checkout; remove it if nothing of yours needs it\n' \
+            "$1" "${copy}" >&2
+    fi
+}
