@@ -19,8 +19,18 @@ ROLE = Path(__file__).resolve().parents[3] / 'roles' / 'virtualbox_host'
 DEFAULTS = yaml.safe_load((ROLE / 'defaults' / 'main.yml').read_text())
 
 
-def os_vars(name):
-    return yaml.safe_load((ROLE / 'vars' / (name + '.yml')).read_text())
+# OS family and the distributions of each; the role loads vars/<family>.yml, then <distribution>.yml.
+FAMILIES = {'Debian': 'Debian', 'Ubuntu': 'Debian', 'RedHat': 'RedHat', 'Rocky': 'RedHat', 'Fedora': 'RedHat'}
+
+
+def os_vars(distribution):
+    """The variables the role has on a distribution: its family's file, then its own (each optional)."""
+    merged = {}
+    for name in dict.fromkeys((FAMILIES[distribution], distribution)):
+        path = ROLE / 'vars' / (name + '.yml')
+        if path.exists():
+            merged.update(yaml.safe_load(path.read_text()))
+    return merged
 
 
 def render(template, **variables):
@@ -99,6 +109,13 @@ def test_component_sources_group_suites_by_mirror():
         ['Types: deb', 'URIs: http://security.example.test/debian-security/', 'Suites: bookworm-security',
          'Components: contrib'],
     ]
+
+
+def test_os_files_hold_only_what_differs_from_their_family():
+    family = os_vars('Debian')
+    assert os_vars('Ubuntu') == dict(family, __virtualbox_host_distro_component='multiverse')
+    assert os_vars('Fedora') == dict(os_vars('RedHat'), __virtualbox_host_oracle_rpm_dir='fedora')
+    assert os_vars('Rocky')['__virtualbox_host_oracle_rpm_dir'] == 'el'
 
 
 def test_package_names_by_source():
