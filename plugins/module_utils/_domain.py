@@ -136,12 +136,10 @@ class DomainManager(object):
         """Converge one domain from a reading of it: definition and autostart now, the state step queued."""
         if item.planned:  # again: another run changed the domain since the last reading
             item.tries_left -= 1
-            if not item.result.changed:
-                item.before = None
+        if self.diff and not (item.planned and item.result.changed):
+            item.before = self._snapshot(reading)  # what this run found before its own first change
         item.planned = True
         item.read(reading)
-        if self.diff and item.before is None:
-            item.before = self._snapshot(reading)
         if item.spec.state == 'absent':
             self._plan_removal(item)
         else:

@@ -31,7 +31,7 @@ description:
     RV(restart_required) and restarts the guest only with O(apply=restart).
   - With O(domains), many domains converge in one call over one connection. Every item is validated before
     the first change; graceful shutdowns are requested for all items first and then awaited together. When
-    libvirt refuses an item, the call stops there: the items before it report what was done to them (their
+    libvirt refuses an item, the call stops there; the items before it report what was done to them (their
     state changes have not run), and nothing after it changes.
   - A change is reported only once it has been made, so a call that fails before changing anything reports
     C(changed=false).

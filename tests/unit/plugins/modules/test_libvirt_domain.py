@@ -18,8 +18,14 @@ import textwrap
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from virtops_unitlib import patch_module_args  # noqa: E402
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import DomainManager  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options import (  # noqa: E402
+    MODULE_OPTIONS, build_specs)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import LibvirtFailure  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_domain, libvirt_domain_info  # noqa: E402
 
 URI = 'test:///default'
@@ -287,3 +293,71 @@ def test_info_lists_domains_with_filters(domain, info, name):
     assert item['interfaces'][0]['mac'] == libvirt_mac(name) and 'xml' not in item
     assert name not in [d['name'] for d in info(state=['shutoff'])['domains']]
     assert info(name=[name], xml=True)['domains'][0]['xml'].startswith("<domain type='test'>")
+
+
+def specs_of(args):
+    """The DomainSpecs of module arguments, as libvirt_domain builds them."""
+    with patch_module_args(dict(args, uri=URI)):
+        return build_specs(AnsibleModule(argument_spec=MODULE_OPTIONS).params)
+
+
+class Overtaken(DomainManager):
+    """A run that another run overtakes once, at a chosen point between reading a domain and acting on it.
+
+    Two processes cannot share the test driver, so the other run runs in-process at that point: the same
+    interleaving two runs at once produce on qemu:///system (tests/integration races them for real).
+    """
+
+    def __init__(self, other_run, at, *args):
+        super().__init__(*args)
+        self.other_run = other_run
+        self.at = at
+
+    def _overtake(self, point):
+        if self.other_run is not None and point == self.at:
+            other_run, self.other_run = self.other_run, None
+            other_run()
+
+    def _define(self, item):
+        self._overtake('define')
+        return super()._define(item)
+
+    def _plan_state(self, item):
+        super()._plan_state(item)
+        self._overtake('start')
+
+
+@pytest.mark.parametrize('at, actions', [('define', []), ('start', ['define'])])
+def test_run_overtaken_by_another_converges_on_what_still_differs(domain, name, at, actions):
+    """The other run defines and starts the domain after this run read it as absent (at: define) or after
+    this run defined it and planned its start (at: start): this run's own define or start then fails,
+    it reads the domain again and does only what still differs."""
+    asked = structured(name, state='running')
+    result = Result()
+    specs, batch = specs_of(asked)
+    Overtaken(lambda: domain(asked), at, conn(), URI, result).converge(specs, batch)
+    report = result.as_dict()
+    assert report['actions'] == actions and report['changed'] is bool(actions)
+    assert report['state'] == 'running' and state_of(name) == libvirt.VIR_DOMAIN_RUNNING
+
+
+def test_conflicts_are_retried_a_bounded_number_of_times(domain, name):
+    """A domain that another run changes after every plan of this run (it starts the domain this run
+    would start, destroys the one it would pause): the third failed step is reported, not retried."""
+    asked = structured(name, state='paused')
+    domain(structured(name))
+    flips = iter(['running', 'destroyed', 'running'])
+    plans = []
+
+    class Chased(DomainManager):
+        def _plan_state(self, item):
+            super()._plan_state(item)
+            plans.append(item.state)
+            domain({'name': name, 'state': next(flips)})
+    result = Result()
+    specs, batch = specs_of(asked)
+    with pytest.raises(LibvirtFailure) as failed:
+        Chased(conn(), URI, result).converge(specs, batch)
+    assert plans == ['shutoff', 'running', 'shutoff']
+    assert str(failed.value).startswith("cannot start domain '%s'" % name)
+    assert result.as_dict()['actions'] == []
