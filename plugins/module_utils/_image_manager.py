@@ -117,6 +117,14 @@ class ImageManager(object):
                 raise ImageFailure('set %s with its own option, not in options' % key)
         self.size = parse_size(params['size'])
         self.cluster_size = parse_size(params['cluster_size'], 'cluster_size')
+        # Ansible fails on an unknown owner or group only when it sets them, after the image was written.
+        for key, lookup in (('owner', pwd.getpwnam), ('group', grp.getgrnam)):
+            if params[key] and not to_text(params[key]).isdigit():
+                try:
+                    lookup(params[key])
+                except KeyError:
+                    raise ImageFailure("%s '%s' does not exist on the target: create it first or give another; "
+                                       "nothing was changed" % (key, params[key]))
 
     def _report(self):
         """image and diff: predicted in check mode, as written (or read back) in a real run."""

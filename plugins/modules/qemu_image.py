@@ -14,6 +14,10 @@ description:
   - Without O(src), O(state=present) creates the image at O(path) (O(format), O(size), or a thin overlay on
     O(backing_file)) unless it exists, and grows an existing image to O(size); shrinking needs O(allow_shrink=true).
     An existing image of another format or backing file is refused, not replaced.
+  - Only V(qcow2) and V(raw) images can be resized; qemu-img cannot resize V(vdi), V(vmdk), V(vpc) or V(vhdx) images
+    (none of their subformats). Another O(size) for an existing image of those formats is refused before anything
+    is done, in check mode as in a real run, with the way out - convert it to V(qcow2) or V(raw) first, or to grow
+    it, convert it with O(src) to a new path and a larger O(size).
   - With O(src), converts O(src) to O(path) in O(format) with C(qemu-img convert), and again only when the
     destination's format, virtual size or backing file differ from what is asked, when it was converted with other
     settings, or when the source changed since the last conversion. The module records a fingerprint of the source
@@ -59,9 +63,11 @@ options:
   size:
     description:
       - Virtual size of the image, in bytes or with a suffix K, M, G, T, P or E (powers of 1024, as qemu-img reads
-        them), such as V(10G) or V(512M). Sizes are compared in bytes.
+        them), such as V(10G) or V(512M). Sizes are compared in bytes, as qemu-img rounds them - up to whole
+        512-byte sectors, and for V(vpc) up to its disk geometry unless O(options) has C(force_size=on).
       - Without O(src), needed to create an image unless O(backing_file) is given (the overlay then has the size of
-        its backing file). An existing image of another size is resized (see O(allow_shrink)).
+        its backing file). An existing V(qcow2) or V(raw) image of another size is resized (see O(allow_shrink));
+        other formats cannot be resized and are refused.
       - With O(src), the destination's size after the conversion, at least the size of O(src) (default the same).
         Some formats round it up (V(vpc) to its disk geometry unless O(options) has C(force_size=on)).
     type: raw
@@ -228,8 +234,12 @@ image:
   sample: {exists: true, format: vdi, virtual_size: 2147483648, actual_size: 1065353216, backing_file: null,
            backing_format: null, path: /srv/export/debian-12.vdi}
 actions:
-  description: What was done, or would be in check mode - V(create), V(convert), V(grow), V(shrink), V(remove),
-    V(attributes).
+  description:
+    - What was done, or would be in check mode - V(create), V(convert), V(grow), V(shrink), V(remove),
+      V(attributes). An action is listed once it succeeded, so a failed call lists what was done before the
+      failure (and reports C(changed=false) when that is nothing).
+    - V(attributes) is listed when owner, group or mode of an image this call did not write change; a created or
+      converted image gets them as part of that action.
   returned: always
   type: list
   elements: str
@@ -242,17 +252,23 @@ reasons:
   sample: ["source /var/lib/libvirt/images/debian-12.qcow2 changed since the last conversion (size, mtime_ns)"]
 differences:
   description: Settings of an existing image that differ from what was asked and are fixed at creation (cluster
-    size, subformat); the image is left as it is.
-  returned: when there are such differences
+    size, subformat); the image is left as it is. Empty when there are none.
+  returned: always
   type: list
   elements: str
   sample: ["cluster size is 64 KiB"]
 stale_temp_files:
-  description: Temporary files of O(path) left by a killed run, removed by this one (listed only in check mode).
+  description: Temporary files of O(path) left by a killed run, removed by this one (check mode lists them and
+    leaves them). Removing them is housekeeping, not an action on the image - it does not make the call changed.
   returned: always
   type: list
   elements: str
   sample: [/srv/export/.debian-12.vdi.k2j4x9ab.qemu_image.tmp]
+failed_object:
+  description: The image a failure is about (its absolute path).
+  returned: on failure
+  type: str
+  sample: /var/lib/libvirt/images/web1.vdi
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -10,6 +10,7 @@ which takes qemu's image locks as a running VM does.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +36,12 @@ def image(args, check=False, diff=True):
 def info(path):
     return json.loads(subprocess.run(['qemu-img', 'info', '-U', '--output=json', str(path)], capture_output=True,
                                      text=True, check=True).stdout)
+
+
+def info_as(path, fmt):
+    """qemu-img info read as fmt (a fixed VHD looks raw to qemu-img's probe)."""
+    return json.loads(subprocess.run(['qemu-img', 'info', '-U', '-f', fmt, '--output=json', str(path)],
+                                     capture_output=True, text=True, check=True).stdout)
 
 
 def compare(first, second, second_format=None):
@@ -135,7 +143,7 @@ def test_check_mode_and_diff_create_nothing(src, tmp_path):
     assert os.listdir(str(tmp_path)) == ['src.raw']
 
     done = image(args)
-    assert done['changed'] is True
+    assert done['changed'] is True and done['actions'] == checked['actions']
     assert done['diff']['after'] == checked['diff']['after']
     assert oct(os.stat(str(dest)).st_mode & 0o777) == '0o640'
     again = image(args, check=True)
@@ -312,6 +320,92 @@ def test_resize_grows_and_shrinks_only_when_allowed(tmp_path):
     qemu_io(disk, 'raw', 'read -P 0x11 0 1M')
 
 
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# Every variant of the formats qemu-img 7.2 cannot resize ("Image format driver does not support resize").
+NOT_RESIZABLE = [('vdi', None), ('vmdk', 'monolithicSparse'), ('vmdk', 'streamOptimized'), ('vpc', 'dynamic'),
+                 ('vpc', 'fixed'), ('vhdx', 'dynamic'), ('vhdx', 'fixed')]
+
+
+@pytest.mark.parametrize('fmt,subformat', NOT_RESIZABLE)
+def test_a_format_qemu_img_cannot_resize_is_refused_in_check_mode_too(tmp_path, fmt, subformat):
+    disk = tmp_path / ('disk.' + fmt)
+    created = {'path': str(disk), 'format': fmt, 'size': '32M'}
+    if subformat:
+        created['subformat'] = subformat
+    assert image(created)['changed'] is True
+    qemu_io(disk, fmt, 'write -P 0x22 0 1M')
+    # The same task again: the size qemu-img made of 32M (vpc rounds it to its disk geometry) is no change.
+    assert image(created)['changed'] is False
+    assert image(created, check=True)['changed'] is False
+    before_info, before_bytes = info_as(disk, fmt), sha256(disk)
+
+    for size, extra in (('48M', {}), ('16M', {'allow_shrink': True}), ('16M', {})):
+        for check in (True, False):
+            result = image(dict(created, size=size, **extra), check=check)
+            assert result.get('failed') is True and result['changed'] is False, result
+            assert result['actions'] == [] and result['failed_object'] == str(disk)
+            assert result['msg'].startswith('cannot resize %s from ' % disk), result['msg']
+            assert 'qemu-img cannot resize %s images (only qcow2 and raw)' % fmt in result['msg']
+            assert 'convert it to qcow2 or raw first' in result['msg'] and 'Nothing was changed' in result['msg']
+            assert info_as(disk, fmt) == before_info and sha256(disk) == before_bytes
+    assert leftovers(tmp_path) == []
+
+
+def test_the_way_out_of_a_refused_grow_works(tmp_path):
+    disk = tmp_path / 'disk.vdi'
+    assert image({'path': str(disk), 'format': 'vdi', 'size': '32M'})['changed'] is True
+    qemu_io(disk, 'vdi', 'write -P 0x33 0 1M')
+    refused = image({'path': str(disk), 'format': 'vdi', 'size': '48M'})
+    assert 'convert it to a new vdi image with src: %s and size: 48 MiB' % disk in refused['msg'], refused['msg']
+
+    bigger = tmp_path / 'bigger.vdi'
+    args = {'src': str(disk), 'path': str(bigger), 'format': 'vdi', 'size': '48M'}
+    assert image(args)['changed'] is True
+    assert info(bigger)['virtual-size'] == 48 * MIB
+    qemu_io(bigger, 'vdi', 'read -P 0x33 0 1M')
+    as_qcow2 = tmp_path / 'disk.qcow2'
+    assert image({'src': str(disk), 'path': str(as_qcow2)})['changed'] is True
+    assert image({'path': str(as_qcow2), 'size': '48M'})['actions'] == ['grow']
+    qemu_io(as_qcow2, 'qcow2', 'read -P 0x33 0 1M')
+
+
+@pytest.mark.parametrize('fmt', ['qcow2', 'raw'])
+@pytest.mark.parametrize('size,extra,action', [('48M', {}, 'grow'), ('16M', {'allow_shrink': True}, 'shrink'),
+                                               ('40000001', {}, 'grow')])
+def test_resize_four_ways(tmp_path, fmt, size, extra, action):
+    """Check mode, real run, rerun, check-mode rerun; a size that is no whole number of sectors is rounded up to one,
+    as qemu-img does."""
+    disk = tmp_path / ('disk.' + fmt)
+    assert image({'path': str(disk), 'format': fmt, 'size': '32M'})['changed'] is True
+    qemu_io(disk, fmt, 'write -P 0x44 0 1M')
+    args = dict({'path': str(disk), 'format': fmt, 'size': size}, **extra)
+    wanted = -(-parse_bytes(size) // 512) * 512
+    before_bytes = sha256(disk)
+
+    checked = image(args, check=True)
+    assert checked['changed'] is True and checked['actions'] == [action], checked
+    assert checked['diff']['after']['virtual_size'] == wanted
+    assert info(disk)['virtual-size'] == 32 * MIB and sha256(disk) == before_bytes
+
+    done = image(args)
+    assert done['changed'] is True and done['actions'] == [action], done
+    assert info(disk)['virtual-size'] == wanted
+    assert done['diff'] == checked['diff'] and done['image']['virtual_size'] == wanted
+    qemu_io(disk, fmt, 'read -P 0x44 0 1M')
+
+    again = image(args)
+    assert again['changed'] is False and again['actions'] == [], again
+    again_checked = image(args, check=True)
+    assert again_checked['changed'] is False and again_checked['diff']['before'] == again_checked['diff']['after']
+
+
+def parse_bytes(size):
+    return int(size[:-1]) * MIB if size.endswith('M') else int(size)
+
+
 def test_owner_and_mode(tmp_path):
     disk = tmp_path / 'disk.qcow2'
     args = {'path': str(disk), 'size': '16M', 'mode': '0600'}
@@ -356,10 +450,15 @@ def test_bad_inputs(src, tmp_path):
          'cannot be replaced atomically'),
         ({'path': str(tmp_path), 'size': '1M'}, 'is not a regular file'),
         ({'path': str(tmp_path / 'a.raw'), 'src': str(src), 'format': 'raw', 'compress': True}, 'compress works'),
+        ({'path': str(tmp_path / 'a.qcow2'), 'src': str(src), 'owner': 'no-such-user'},
+         "owner 'no-such-user' does not exist on the target"),
+        ({'path': str(tmp_path / 'a.qcow2'), 'size': '1M', 'group': 'no-such-group'},
+         "group 'no-such-group' does not exist on the target"),
     ]
     for args, message in cases:
         result = image(args)
         assert result.get('failed') is True and message in result['msg'], (args, result)
+        assert result['changed'] is False, result
     assert sorted(os.listdir(str(tmp_path))) == ['src.raw']
 
 
@@ -475,7 +574,7 @@ def test_full_file_system_fails_clearly_and_leaves_nothing(src, small_fs):
     for fmt in ('qcow2', 'raw', 'vdi'):
         dest = small_fs / ('dest.' + fmt)
         result = image({'src': str(src), 'path': str(dest), 'format': fmt})
-        assert result['failed'] is True, result
+        assert result['failed'] is True and result['changed'] is False and result['actions'] == [], result
         assert 'no space left on the file system of %s' % small_fs in result['msg'], result['msg']
         assert 'is unchanged' in result['msg']
         assert sorted(os.listdir(str(small_fs))) == ['old.raw']
@@ -559,7 +658,7 @@ def test_image_in_use_is_refused(src, tmp_path, holder, fmt):
     for change in ({'force': True}, {'state': 'absent'}):
         for check in (True, False):
             result = image(dict(args, **change), check=check)
-            assert result.get('failed') is True, result
+            assert result.get('failed') is True and result['changed'] is False, result
             assert result['msg'].startswith('%s is in use: a running VM' % dest), result['msg']
     grow = image({'path': str(dest), 'format': fmt, 'size': '32M'})
     assert grow['failed'] is True and 'is in use' in grow['msg']
