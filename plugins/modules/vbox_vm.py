@@ -306,8 +306,8 @@ differences:
 actions:
   description: What was done, or would be in check mode, in order (V(create), V(import), V(clone), V(modify),
     V(start), V(pause), V(resume), V(save), V(poweroff), V(acpi_shutdown), V(discard_saved_state), V(export),
-    V(unregister), V(delete_files)). A failed call lists what had been done before it failed (an ACPI shutdown
-    that timed out without O(force) lists V(acpi_shutdown): the button was pressed).
+    V(unregister), V(delete_files)). A failed call lists what had been done before it failed; an ACPI shutdown
+    that timed out without O(force) lists V(acpi_shutdown), since the button was pressed.
   returned: always
   type: list
   elements: str

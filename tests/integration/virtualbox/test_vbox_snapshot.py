@@ -73,7 +73,7 @@ def three_ways(vbox, args, actions):
     assert real['diff']['after'] == predicted, 'check mode predicted the snapshot tree'
     assert real['diff']['before'] == check['diff']['before']
     again = snap(vbox, args)
-    assert again['changed'] is False and 'actions' not in again, again
+    assert again['changed'] is False and again['actions'] == [], again
     assert again['diff']['before'] == again['diff']['after'] == real['diff']['after']
     assert snap(vbox, args, check=True)['changed'] is False
     return real
@@ -193,7 +193,7 @@ def test_existing_snapshot_with_other_description_is_reported_not_changed(vbox, 
         assert result['diff']['after'].endswith('base (%s) "first\\nline two" [current]\n'
                                                 % result['snapshot']['uuid'])
     # no description asked: nothing to compare
-    assert 'differences' not in snap(vbox, {'vm': vm, 'name': 'base'})
+    assert snap(vbox, {'vm': vm, 'name': 'base'})['differences'] == []
 
 
 def test_live_on_a_powered_off_vm_takes_a_normal_snapshot(vbox, make_vm):

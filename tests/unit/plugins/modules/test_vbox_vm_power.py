@@ -197,9 +197,21 @@ def test_a_call_virtualbox_refuses_reports_no_change(vbox):
     vbox.vm('web1', 'running', stops_after_read=1)
     result = vbox.run({'name': 'web1', 'state': 'paused'})
     assert result['failed'] is True
-    assert result['msg'] == "VBoxManage controlvm web1 failed: Machine 'web1' is not currently running"
+    assert result['msg'] == "VBoxManage controlvm web1 failed: Machine 'web1' is not currently running."
     assert (result['changed'], result['actions'], result['failed_object']) == (False, [], "VM 'web1'")
     assert vbox.changes() == [['controlvm', 'web1', 'pause']]
+
+
+def test_a_start_virtualbox_refuses_reports_no_change(vbox):
+    vbox.vm('web1', 'poweroff')
+    vbox.set(start_fails=True)
+    for state in ('running', 'paused'):
+        result = vbox.run({'name': 'web1', 'state': state})
+        assert result['failed'] is True
+        assert result['msg'] == ("VBoxManage startvm web1 failed: The virtual machine 'web1' has terminated "
+                                 "unexpectedly during startup with exit code 1 (0x1)")
+        assert (result['changed'], result['actions']) == (False, [])
+        assert vbox.changes() == [START] and vbox.state('web1') == 'poweroff'
 
 
 def test_settings_of_a_running_vm_change_after_it_is_powered_off(vbox):
