@@ -26,7 +26,7 @@ import copy
 import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import (
-    VBoxFailure, VBoxManage, error_text, parent_of, read_tree, snapshot_entry, walk)
+    VBoxFailure, VBoxManage, about, error_text, parent_of, read_tree, snapshot_entry, walk)
 
 UUID_RE = re.compile(r'^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\}?$')
 # VM states in which VirtualBox restores a snapshot (the VM's process is not running).
@@ -132,6 +132,9 @@ class VBoxSnapshotManager(object):
         self.uuid = None
 
     def run(self):
+        about("snapshot '%s' of VM '%s'" % (self.params['name'], self.params['vm']), self._run)
+
+    def _run(self):
         params = self.params
         self._check_request()
         values = self._read()

@@ -27,7 +27,7 @@ import tempfile
 import time
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._vboxmanage import (
-    DRIVER_DEVICE, VBoxFailure, VBoxManage, parse_import_dry_run, parse_snapshots)
+    DRIVER_DEVICE, VBoxFailure, VBoxManage, about, parse_import_dry_run, parse_snapshots)
 
 MAX_NICS = 8
 NIC_TYPES = ('nat', 'bridged', 'hostonly', 'intnet', 'natnetwork', 'null', 'none')
@@ -523,7 +523,6 @@ class VMManager(object):
     """Bring one VM to the asked state, recording what it does in a Result (contract.py)."""
 
     def __init__(self, module, result):
-        self.module = module
         self.params = module.params
         self.result = result
         self.check_mode = result.check_mode
@@ -562,12 +561,7 @@ class VMManager(object):
     # ----- main flow
 
     def run(self):
-        try:
-            self._run()
-        except VBoxFailure as failure:
-            if failure.about is None:
-                failure.about = "VM '%s'" % self.name
-            raise
+        about("VM '%s'" % self.name, self._run)
 
     def _run(self):
         params = self.params

@@ -31,6 +31,16 @@ class VBoxFailure(ModuleFailure):
     """A VBoxManage call failed, or its output is not what was expected; the message is for the user."""
 
 
+def about(what, work, *args):
+    """Run work(*args); a VBoxFailure it raises that names no object is about `what` (``VM 'web1'``)."""
+    try:
+        return work(*args)
+    except VBoxFailure as failure:
+        if failure.about is None:
+            failure.about = what
+        raise
+
+
 def strip_driver_warning(text):
     """(text without the wrapper's /dev/vboxdrv warning, whether it was there)."""
     start = text.find(DRIVER_WARNING_START)

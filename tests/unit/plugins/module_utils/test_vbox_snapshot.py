@@ -222,6 +222,7 @@ def test_failed_delete_reports_no_change(monkeypatch):
     err = 'VBoxManage: error: Snapshot operation failed\n'
     mgr, _fake = manager(monkeypatch, VM % 'poweroff' + TREE, answers={'delete': (1, '', err)}, name='c',
                          state='absent')
-    with pytest.raises(VBoxFailure):
+    with pytest.raises(VBoxFailure) as exc:
         mgr.run()
     assert mgr.result.as_dict()['changed'] is False and mgr.result.actions == []
+    assert exc.value.about == "snapshot 'c' of VM 'vm1'"
