@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from virtops_unitlib import patch_module_args
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _vboxmanage
 from ansible_collections.virtops.hypervisor.plugins.modules import vbox_vm
