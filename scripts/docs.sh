@@ -11,6 +11,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
 readonly BIN="${top}/.venv/bin"
+export PATH="${BIN}:${PATH}"  # antsibull-docs runs ansible-doc
+# Only this collection and ansible.builtin, not the ~100 bundled in .venv's `ansible` package (slow to scan).
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_COLLECTIONS_PATH="${top}/.build/checkout"
 readonly NAME=virtops.hypervisor
 readonly LABEL=ansible_collections.virtops.hypervisor.docsite
 
@@ -31,7 +34,7 @@ extra_docs() {
                 title=$(sed -n 's/^# //p' "${md}" | head -n 1)
                 {
                     printf '.. _%s.%s:\n\n' "${LABEL}" "${base}"
-                    pandoc --from gfm --to rst --wrap=none "${md}"
+                    pandoc --from gfm-gfm_auto_identifiers --to rst --wrap=none "${md}"
                 } >"${rst}/${base}.rst"
                 echo "      - ${base}  # ${title}"
             done
