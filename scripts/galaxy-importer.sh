@@ -6,6 +6,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
 readonly BIN="${top}/.venv/bin"
+export PATH="${BIN}:${PATH}"  # the importer runs ansible-doc and ansible-lint
 version=$(sed -n 's/^version: *//p' "${top}/galaxy.yml")
 tarball="${top}/.build/dist/virtops-hypervisor-${version}.tar.gz"
 [[ -f ${tarball} ]] || { echo "galaxy-importer: no ${tarball}: run make collection" >&2; exit 1; }

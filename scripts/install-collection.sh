@@ -19,6 +19,6 @@ if tar -tzf "${tarball}" | grep -E '^(molecule|tests|bench|scripts|\.venv[^/]*|\
     echo "install-collection: the tarball ships development files (see galaxy.yml build_ignore)" >&2
     exit 1
 fi
-"${BIN}/ansible-galaxy" collection install --force --offline -p "${top}/.build/collections" "${tarball}" >/dev/null
+ANSIBLE_COLLECTIONS_PATH="${top}/.build/collections" "${BIN}/ansible-galaxy" collection install --force --offline -p "${top}/.build/collections" "${tarball}" >/dev/null
 echo "collection: installed $(basename "${tarball}") into .build/collections"
 warn_shadowing_copy collection
