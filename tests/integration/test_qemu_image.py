@@ -335,7 +335,11 @@ def test_a_format_qemu_img_cannot_resize_is_refused_in_check_mode_too(tmp_path, 
     created = {'path': str(disk), 'format': fmt, 'size': '32M'}
     if subformat:
         created['subformat'] = subformat
-    assert image(created)['changed'] is True
+    predicted = image(created, check=True)
+    made = image(created)
+    assert made['changed'] is True and made['actions'] == predicted['actions'] == ['create']
+    assert made['diff'] == predicted['diff']  # vpc: the size its disk geometry makes of 32M, predicted
+    assert made['image']['virtual_size'] == info_as(disk, fmt)['virtual-size']
     qemu_io(disk, fmt, 'write -P 0x22 0 1M')
     # The same task again: the size qemu-img made of 32M (vpc rounds it to its disk geometry) is no change.
     assert image(created)['changed'] is False
