@@ -57,8 +57,13 @@ case ${1:-} in
         dest="${top}/.build/docs"
         rm -rf "${dest}"
         mkdir -p "${dest}"
-        "${BIN}/antsibull-docs" sphinx-init --use-current --dest-dir "${dest}" --lenient --project "${NAME}" \
-            --title "virtops.hypervisor" --extra-conf html_show_sphinx=false "${NAME}" >/dev/null
+        "${BIN}/antsibull-docs" sphinx-init --use-current --squash-hierarchy --fail-on-error --dest-dir "${dest}" \
+            --project "${NAME}" --title "${NAME}" "${NAME}" >/dev/null
+        # References into docs.ansible.com (ansible.builtin modules, common return values) resolve through
+        # intersphinx inventories that this machine cannot download: they stay plain text here. Every
+        # other warning still fails the build (build.sh runs sphinx-build -W).
+        # Code blocks of the guides without a language are shown as plain text, not lexed as YAML.
+        printf '\nintersphinx_mapping = {}\nsuppress_warnings = ["ref.ref"]\nhighlight_language = "none"\n' >>"${dest}/conf.py"
         (cd "${dest}" && PATH=${BIN}:${PATH} ./build.sh)
         echo "docs: ${dest}/build/html/index.html"
         ;;
