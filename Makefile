@@ -23,11 +23,11 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(CURDIR)/tests/lib
 export PYTEST_ADDOPTS := -p virtops_skips
 
-.PHONY: help bootstrap venv collection images sanity lint unit changelog-lint changelog importer docs-lint docs molecule \
+.PHONY: help bootstrap venv collection images sanity lint unit changelog-lint changelog changelog-release importer docs-lint docs molecule \
 	integration test demo clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 bootstrap: ## (root, once per machine) apt packages, podman set-up, then `make venv`
 	@scripts/bootstrap.sh
@@ -62,8 +62,14 @@ changelog-lint: venv ## antsibull-changelog lint (the fragments in changelogs/fr
 	@$(BIN)/antsibull-changelog lint
 
 changelog: changelog-lint ## changelog-lint, then CHANGELOG.rst from changelogs/changelog.yaml
-	@$(BIN)/antsibull-changelog generate
-	@echo "changelog: CHANGELOG.rst generated"
+	@if grep -q '^releases: {}' changelogs/changelog.yaml; then \
+		echo "changelog: no release in changelogs/changelog.yaml yet (see docs/development.md, Releasing)"; \
+	else $(BIN)/antsibull-changelog generate && echo "changelog: CHANGELOG.rst generated"; fi
+
+# Release time only (it consumes changelogs/fragments): the integrator runs it once, then `make changelog`.
+changelog-release: changelog-lint ## antsibull-changelog release for galaxy.yml's version (removes the fragments)
+	@ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false $(BIN)/antsibull-changelog release --version $$(sed -n 's/^version: *//p' galaxy.yml)
+	@echo "changelog: released $$(sed -n 's/^version: *//p' galaxy.yml); now run make changelog and commit changelogs/ and CHANGELOG.rst"
 
 importer: collection ## galaxy-importer on the built tarball (as Galaxy and Automation Hub import it)
 	@scripts/galaxy-importer.sh
