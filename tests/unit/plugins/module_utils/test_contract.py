@@ -126,3 +126,10 @@ def test_differences_and_fields_are_returned():
     report = run(RecordingModule(), work).report
     assert report['differences'] == ['memory: 1024 -> 2048']
     assert report['state'] == 'poweroff'
+
+
+def test_a_result_holds_items_under_one_key():
+    result = Result()
+    result.item('domains', name='a')
+    with pytest.raises(ValueError):
+        result.item('files', path='/etc/x')
