@@ -51,6 +51,7 @@ case ${1:-} in
         extra_docs
         echo "== antsibull-docs lint-collection-docs --plugin-docs"
         "${BIN}/antsibull-docs" lint-collection-docs --plugin-docs "${top}"
+        echo "docs: lint-collection-docs found nothing"
         ;;
     build)
         extra_docs
