@@ -92,6 +92,16 @@ def make_step(item, step, state_after):
     return item.result.perform(step, side_effect)
 
 
+def _is_active(dom):
+    """Whether the domain runs; a transient domain that stopped is gone, and so is one another run removed."""
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_DOMAIN'):
+            return False
+        raise
+
+
 class PendingStop(object):
     """A graceful shutdown that was requested and is being waited for."""
 
@@ -179,7 +189,7 @@ class PowerJobs(object):
     def _check_stop(self, stop, now):
         item = stop.item
         dom = item.dom
-        if not dom.isActive():
+        if not _is_active(dom):
             self.pending.remove(stop)
             return self._after_stop(stop)
         if now < stop.deadline and now >= stop.next_request:

@@ -13,6 +13,7 @@ import re
 import subprocess
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from virtops_testlib import PREFIX, run_module, serial_log, virsh, wait_for_console
 
@@ -23,6 +24,15 @@ def host_view(name):
         return virsh('domstate', name), virsh('dumpxml', '--inactive', name)
     except subprocess.CalledProcessError:
         return 'undefined', None
+
+
+def offered_domain_type():
+    """The domain type a host offers its guests: kvm when libvirt offers kvm and the CPU has hardware
+    virtualization (vmx or svm in /proc/cpuinfo), else qemu (TCG). Read apart from the module's own code."""
+    with open('/proc/cpuinfo') as handle:
+        flags = set(word for line in handle if line.startswith('flags') for word in line.split())
+    offers_kvm = "<domain type='kvm'" in virsh('capabilities')
+    return 'kvm' if offers_kvm and flags & {'vmx', 'svm'} else 'qemu'
 
 
 def three_ways(domain, args, actions):
@@ -47,7 +57,7 @@ def test_life_cycle_of_a_real_guest(domain, guest):
     defined = three_ways(domain, guest(), ['define'])
     assert defined['created'] is True and virsh('domstate', name) == 'shut off'
     xml = virsh('dumpxml', '--inactive', name)
-    assert "<domain type='qemu'>" in xml, 'auto picks TCG on a host without vmx/svm'
+    assert "<domain type='%s'>" % offered_domain_type() in xml, 'auto picks kvm where it accelerates, else TCG'
     assert "<memory unit='KiB'>131072</memory>" in xml and "<acpi/>" in xml
     uuid = virsh('domuuid', name)
 
@@ -217,7 +227,7 @@ def test_info_reports_a_running_guest(domain, guest):
     assert len(found) == 1
     info = found[0]
     assert info['state'] == 'running' and info['active'] is True and info['autostart'] is True
-    assert info['domain_type'] == 'qemu' and info['memory_mib'] == 128 and info['vcpus'] == 1
+    assert info['domain_type'] == offered_domain_type() and info['memory_mib'] == 128 and info['vcpus'] == 1
     assert info['interfaces'][0]['mac'] == virsh('domiflist', name).split()[-1]
     assert info['uuid'] == virsh('domuuid', name)
 
@@ -252,3 +262,69 @@ def test_disk_from_a_storage_volume(domain, guest, conn):
             for leftover in os.listdir(pool_dir):
                 os.remove(os.path.join(pool_dir, leftover))
             os.rmdir(pool_dir)
+
+
+def test_definitions_libvirt_refuses_change_nothing(domain, guest):
+    for options in ({'name': PREFIX + 'slash/name'}, {'vcpus': 100000}):
+        args = guest(**options)
+        refused = domain(args)
+        assert refused['failed'] is True, refused
+        assert refused['msg'].startswith("libvirt refused the definition of domain '%s': " % args['name'])
+        assert refused['changed'] is False and refused['actions'] == []
+        assert host_view(args['name']) == ('undefined', None)
+
+
+def test_refused_item_in_a_batch_keeps_the_changes_before_it(domain, guest_dir):
+    names = [PREFIX + 'kept-0', PREFIX + 'kept-1', PREFIX + 'refused/2', PREFIX + 'after-3']
+    items = [{'name': name, 'memory': 64, 'boot': {'kernel': '%s/vmlinuz' % guest_dir}} for name in names]
+    try:
+        result = domain({'domains': items})
+        assert result['failed'] is True and result['msg'].startswith('domains[2]: libvirt refused the definition')
+        assert result['changed'] is True
+        assert [(item['name'], item['changed'], item['actions']) for item in result['domains']] == [
+            (names[0], True, ['define']), (names[1], True, ['define']), (names[2], False, [])]
+        assert [host_view(name)[0] for name in names] == ['shut off', 'shut off', 'undefined', 'undefined']
+    finally:
+        domain({'domains': [{'name': name, 'state': 'absent'} for name in names[:2]]})
+
+
+def both_at_once(args):
+    """Run libvirt_domain twice at the same time, as two module processes (two operators, overlapping jobs)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda _: run_module('libvirt_domain', args), range(2)))
+
+
+def test_two_runs_of_one_batch_at_once_both_converge(domain, guest):
+    """Both runs read the domains as absent (or shut off) and act: the slower one reads again on the
+    conflict and acts only on what still differs, so both succeed and each change is made once."""
+    names = [guest.name + '-%d' % index for index in range(6)]
+    running = set(names[:3])
+    items = [dict(guest(), name=name, serial_log=serial_log(name), state='running' if name in running else 'present')
+             for name in names]
+    try:
+        runs = both_at_once({'domains': items})
+        for run in runs:
+            assert not run.get('failed'), run.get('msg')
+        for index, name in enumerate(names):
+            done = [action for run in runs for action in run['domains'][index]['actions']]
+            assert done.count('define') == 1, (name, done)
+            assert done.count('start') == (1 if name in running else 0), (name, done)
+            assert virsh('domstate', name) == ('running' if name in running else 'shut off')
+        assert domain({'domains': items})['changed'] is False
+
+        flipped = [dict(item, state='absent' if item['name'] in running else 'running') for item in items]
+        runs = both_at_once({'domains': flipped})
+        for run in runs:
+            assert not run.get('failed'), run.get('msg')
+        for index, name in enumerate(names):
+            done = [action for run in runs for action in run['domains'][index]['actions']]
+            if name in running:
+                assert done.count('undefine') == 1 and done.count('destroy') == 1, (name, done)
+                assert host_view(name) == ('undefined', None)
+            else:
+                assert done.count('start') == 1, (name, done)
+                assert virsh('domstate', name) == 'running'
+        again = domain({'domains': flipped})
+        assert again['changed'] is False, again
+    finally:
+        domain({'domains': [{'name': name, 'state': 'absent'} for name in names]})
