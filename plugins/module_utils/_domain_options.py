@@ -32,11 +32,18 @@ class DomainSpec(object):
     """One domain as asked: its name, the definition (full XML or structured options) and states."""
 
     def __init__(self, item, label):
+        def asked(key):
+            return item.get(key) if item.get(key) is not None else ITEM_DEFAULTS[key]
         self.label = label
         self.xml = None
+        self.name = None
         self.options = {key: item.get(key) for key in STRUCTURED_OPTIONS}
-        for key, default in ITEM_DEFAULTS.items():
-            setattr(self, key, item.get(key) if item.get(key) is not None else default)
+        self.state = asked('state')
+        self.autostart = asked('autostart')
+        self.shutdown_timeout = asked('shutdown_timeout')
+        self.force = asked('force')
+        self.apply = asked('apply')
+        self.remove_storage = asked('remove_storage')
         given = sorted(key for key, value in self.options.items() if value is not None)
         if item.get('xml'):
             if given:
