@@ -1,6 +1,9 @@
 """What the kvm_host role leaves on a host, checked on the host itself."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 PACKAGES = [
     "qemu-system-x86", "qemu-utils", "libvirt-daemon-system", "libvirt-clients",
@@ -13,10 +16,20 @@ SOCKETS = {
 }
 MEMBER = "virtops-member"
 OUTSIDER = "virtops-outsider"
+# The hosts of this scenario converged with the TCP and TLS listeners on (molecule.yml host_vars).
+HOST_VARS = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"].get(
+    "host_vars", {})
+LISTENER_SETTINGS = {"listen_tcp": "1", "listen_tls": "1", "listen_addr": '"0.0.0.0"', "auth_tcp": '"none"'}
 
 
 def uses_systemd(host):
     return host.file("/run/systemd/system").is_directory
+
+
+def listens(host):
+    """Whether the host converged with the TCP and TLS listeners (on 0.0.0.0, TCP without authentication)."""
+    role_vars = HOST_VARS.get(getattr(host.backend, "name", None)) or {}
+    return bool(role_vars.get("kvm_host_libvirtd_listen_tcp"))
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -48,6 +61,7 @@ def test_libvirtd_conf_is_managed_and_secure(host):
         "auth_unix_rw": '"none"',
         "auth_tcp": '"sasl"',
         "auth_tls": '"none"',
+        **(LISTENER_SETTINGS if listens(host) else {}),
     }
 
 
@@ -59,9 +73,21 @@ def test_sockets_have_the_configured_group_and_mode(host, path, mode):
     assert sock.mode == mode
 
 
-def test_no_tcp_listener(host):
-    assert not host.socket("tcp://0.0.0.0:16509").is_listening
-    assert not host.socket("tcp://0.0.0.0:16514").is_listening
+def test_tcp_and_tls_listeners_as_configured(host):
+    """On a fresh host too: the package has started libvirtd.service before the listener sockets exist."""
+    if not listens(host):
+        assert not host.socket("tcp://0.0.0.0:16509").is_listening
+        assert not host.socket("tcp://0.0.0.0:16514").is_listening
+        return
+    for unit in ("libvirtd-tcp.socket", "libvirtd-tls.socket"):
+        assert host.service(unit).is_enabled, unit
+        assert host.service(unit).is_running, unit
+    assert host.socket("tcp://0.0.0.0:16509").is_listening
+    assert host.socket("tcp://0.0.0.0:16514").is_listening
+    # TCP without authentication; TLS with the client certificate of prepare.yml, checked against its CA.
+    for uri in ("qemu+tcp://127.0.0.1/system", "qemu+tls://localhost/system"):
+        result = host.run("virsh -c %s list --all", uri)
+        assert result.rc == 0, (uri, result.stderr)
 
 
 def test_root_can_manage_guests(host):
@@ -102,7 +128,7 @@ def test_sockets_enabled_and_service_left_to_socket_activation(host):
         assert host.service(unit).is_enabled, unit
         assert host.service(unit).is_running, unit
     assert host.service("libvirtd.service").is_enabled
-    assert not host.service("libvirtd-tcp.socket").is_enabled
+    assert host.service("libvirtd-tcp.socket").is_enabled == listens(host)
     dropin = host.file("/etc/systemd/system/libvirtd.socket.d/virtops.conf").content_string
     assert "SocketMode=0770" in dropin and "SocketGroup=libvirt" in dropin
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 TOP = Path(__file__).resolve().parents[3]
 MANAGED_FILES = [
@@ -31,8 +32,11 @@ def once_per_service_manager(host):
         pytest.skip("rerun tests run on virtops-kvm-debian12 and localhost")
 
 
-def apply_role(host, _check=False, **role_vars):
-    """Run playbooks/kvm_hosts.yml against the testinfra host (with --check --diff if asked); return (rc, output)."""
+def apply_role(host, _check=False, _strings=(), **role_vars):
+    """Run playbooks/kvm_hosts.yml against the testinfra host (with --check --diff if asked); return (rc, output).
+
+    `_strings` are "name=value" pairs given as `-e name=value`, as on a command line: their values are strings.
+    """
     if host.backend.NAME == "podman":
         target = ["-i", host.backend.name + ",", "-e", "ansible_connection=containers.podman.podman"]
     else:
@@ -47,10 +51,14 @@ def apply_role(host, _check=False, **role_vars):
     playbook = str(Path(sys.executable).with_name("ansible-playbook"))
     result = subprocess.run(
         [playbook, *target, *(["--check", "--diff"] if _check else []), "-e", json.dumps(extra),
-         str(TOP / "playbooks" / "kvm_hosts.yml")],
+         *(arg for pair in _strings for arg in ("-e", pair)), str(TOP / "playbooks" / "kvm_hosts.yml")],
         capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), check=False,
     )
     return result.returncode, result.stdout + result.stderr
+
+
+def defaults():
+    return yaml.safe_load((TOP / "roles" / "kvm_host" / "defaults" / "main.yml").read_text())
 
 
 def managed_files(host):
@@ -60,6 +68,62 @@ def managed_files(host):
 def recap_changed(output):
     recap = output.split("PLAY RECAP", 1)[1]
     return int(recap.split("changed=", 1)[1].split()[0])
+
+
+def test_listeners_turned_off_close_their_ports(host):
+    """The Debian 12 host converged with the TCP and TLS listeners on (molecule.yml); the defaults turn them off."""
+    if host.backend.NAME != "podman":
+        pytest.skip("the TCP and TLS listeners are tested on the systemd container")
+    assert host.socket("tcp://0.0.0.0:16509").is_listening, "the scenario converges Debian 12 with the listeners on"
+    rc, output = apply_role(host)
+    assert rc == 0, output
+    for unit in ("libvirtd-tcp.socket", "libvirtd-tls.socket"):
+        assert not host.service(unit).is_running, unit
+        assert not host.service(unit).is_enabled, unit
+    assert not host.socket("tcp://0.0.0.0:16509").is_listening
+    assert not host.socket("tcp://0.0.0.0:16514").is_listening
+    refused = host.run("virsh -c qemu+tcp://127.0.0.1/system list --all")
+    assert refused.rc != 0 and "Connection refused" in refused.stderr, refused.stderr
+    assert host.run("virsh -c qemu:///system list --all").rc == 0
+
+
+def boolean_strings(value, **others):
+    """Every boolean variable of the role as `name=<value>` (a string, as from a command line), some set apart."""
+    names = [name for name, default in defaults().items() if isinstance(default, bool)]
+    return ["%s=%s" % (name, others.get(name, value)) for name in names]
+
+
+def assert_no_conditional_error(output):
+    assert "must have a boolean result" not in output, output
+    assert "The conditional check" not in output, output
+
+
+def test_booleans_from_the_command_line_are_booleans(host):
+    """`-e name=true` gives the string "true" (ansible-core 2.19 refuses it as a conditional): every boolean works as one."""
+    # "false" everywhere acts as false: nothing differs from the converged defaults (the udev rule is
+    # then not managed at all, so it does not show either).
+    rc, output = apply_role(host, _check=True, _strings=boolean_strings("false", kvm_host_allow_emulation="true"))
+    assert_no_conditional_error(output)
+    assert rc == 0 and recap_changed(output) == 0, output
+
+    # "true" everywhere (virt-manager apart, below) acts as true: both listeners show in the diff.
+    rc, output = apply_role(host, _check=True, _strings=boolean_strings("true", kvm_host_install_gui="false"))
+    assert_no_conditional_error(output)
+    assert rc == 0, output
+    assert "+listen_tcp = 1" in output and "+listen_tls = 1" in output, output
+    assert "libvirtd-tcp.socket" in output and "libvirtd-tls.socket" in output
+
+    # Packages to install: check mode stops after them, saying so.
+    rc, output = apply_role(host, _check=True, _strings=["kvm_host_install_gui=true"])
+    assert_no_conditional_error(output)
+    assert rc == 0 and "check mode stops after the packages" in " ".join(output.split()), output
+
+    rc, output = apply_role(host, _check=True, _strings=["kvm_host_allow_emulation=false"])
+    assert_no_conditional_error(output)
+    if host.run("grep -qwE 'vmx|svm' /proc/cpuinfo").rc == 0 and host.file("/dev/kvm").exists:
+        assert rc == 0, output
+    else:
+        assert rc != 0 and "cannot run KVM guests" in output, output
 
 
 @pytest.mark.parametrize("role_vars,named", [
