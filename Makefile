@@ -51,6 +51,9 @@ sanity: venv ## ansible-test sanity with ansible-core 2.19 and 2.17 (no ignore f
 lint: venv ## ansible-lint --profile production with ansible-core and the declared collections only
 	@scripts/lint.sh
 
+# Modules run through the ansible CLI on localhost put their temporary files in remote_tmp
+# (~/.ansible/tmp by default, whatever ANSIBLE_HOME says): keep those in the clone as well.
+unit: export ANSIBLE_REMOTE_TMP := $(BUILD)/ansible-home/remote-tmp
 unit: venv ## unit tests with ansible-core 2.19 and 2.17
 	@echo "== unit tests ($$($(BIN)/ansible --version | sed -n 1p))"
 	@$(BIN)/pytest -q tests/unit
