@@ -94,6 +94,7 @@ class DomainManager(object):
         self.diff = result.diff_mode
         self._caps = None
         self._roots = None
+        self._vcpu_limits = {}
         self.jobs = PowerJobs(self._guard, result.check_mode)
 
     @property
@@ -230,6 +231,7 @@ class DomainManager(object):
             if not gaps:
                 return self._note_restart(item, None)
             result.differences[:] = gaps if spec.xml is not None else self._changed_settings(current_root, desired)
+        self._check_vcpu_limit(spec, desired)
         dom = result.perform('update' if exists else 'define', self._define_xml, spec, dx.to_string(desired))
         result.set(created=not exists)
         if self.check_mode:
@@ -246,6 +248,39 @@ class DomainManager(object):
                             "report a change again. Write these settings the way libvirt does."
                             % (where(spec.label), spec.name, '; '.join(left[:5])))
         return self._note_restart(item, None)
+
+    def _check_vcpu_limit(self, spec, desired):
+        """Refuse, in check mode as in the real run, the vCPU count libvirt would refuse for this machine type."""
+        try:
+            vcpus = int((desired.findtext('vcpu') or '1').strip())
+        except ValueError:
+            return  # not a number: libvirt's own validation names it
+        os_type = desired.find('os/type')
+        arch = os_type.get('arch') if os_type is not None else None
+        machine = os_type.get('machine') if os_type is not None else None
+        limit = self._vcpu_limit(desired.get('type'), arch or self.caps.arch, machine)
+        if limit is not None and vcpus > limit:
+            what = '<vcpu> in xml' if spec.xml is not None else 'vcpus'
+            raise LibvirtFailure("%s%s %d is more than the %d vCPUs that libvirt allows for %s guests of machine type "
+                                 "%s; domain '%s' was not defined or changed"
+                                 % (where(spec.label), what, vcpus, limit, desired.get('type'), machine or '(default)',
+                                    spec.name), about="domain '%s'" % spec.name)
+
+    def _vcpu_limit(self, domain_type, arch, machine):
+        """The most vCPUs the hypervisor takes: from its domain capabilities, else its global maximum, else None."""
+        key = (domain_type, arch, machine)
+        if key not in self._vcpu_limits:
+            limit = None
+            try:
+                found = re.search(r"<vcpu max='(\d+)'", self.conn.getDomainCapabilities(None, arch, machine, domain_type, 0))
+                limit = int(found.group(1)) if found else None
+            except libvirt.libvirtError:
+                try:
+                    limit = self.conn.getMaxVcpus(domain_type)
+                except libvirt.libvirtError:
+                    limit = None
+            self._vcpu_limits[key] = limit if limit and limit > 0 else None
+        return self._vcpu_limits[key]
 
     def _changed_settings(self, current_root, desired):
         before, after = dx.summarize(current_root), dx.summarize(desired)

@@ -58,6 +58,9 @@ class DomainSpec(object):
             self.name = item['name']
         else:
             raise dx.DomainXMLError('%sgive name (and structured options) or xml' % where(label))
+        if '/' in self.name:
+            raise dx.DomainXMLError("%sname '%s' contains '/', which libvirt refuses in a domain name"
+                                    % (where(label), self.name), about="domain '%s'" % self.name)
         self.has_definition = self.xml is not None or bool(given)
         self._validate_options()
         if self.shutdown_timeout < 0:

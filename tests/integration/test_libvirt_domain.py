@@ -264,26 +264,31 @@ def test_disk_from_a_storage_volume(domain, guest, conn):
             os.rmdir(pool_dir)
 
 
-def test_definitions_libvirt_refuses_change_nothing(domain, guest):
-    for options in ({'name': PREFIX + 'slash/name'}, {'vcpus': 100000}):
+def test_definitions_libvirt_refuses_fail_alike_in_check_mode_and_change_nothing(domain, guest):
+    for options, message in (({'name': PREFIX + 'slash/name'}, "name '%sslash/name' contains '/'" % PREFIX),
+                             ({'vcpus': 100000}, 'vcpus 100000 is more than the ')):
         args = guest(**options)
-        refused = domain(args)
-        assert refused['failed'] is True, refused
-        assert refused['msg'].startswith("libvirt refused the definition of domain '%s': " % args['name'])
-        assert refused['changed'] is False and refused['actions'] == []
-        assert host_view(args['name']) == ('undefined', None)
+        for check in (True, False):
+            refused = domain(args, check=check)
+            assert refused['failed'] is True, refused
+            assert refused['msg'].startswith(message), refused['msg']
+            assert refused['changed'] is False and refused['actions'] == []
+            assert host_view(args['name']) == ('undefined', None)
 
 
 def test_refused_item_in_a_batch_keeps_the_changes_before_it(domain, guest_dir):
-    names = [PREFIX + 'kept-0', PREFIX + 'kept-1', PREFIX + 'refused/2', PREFIX + 'after-3']
+    names = [PREFIX + 'kept-0', PREFIX + 'kept-1', PREFIX + 'refused-2', PREFIX + 'after-3']
     items = [{'name': name, 'memory': 64, 'boot': {'kernel': '%s/vmlinuz' % guest_dir}} for name in names]
+    items[2]['vcpus'] = 100000
     try:
-        result = domain({'domains': items})
-        assert result['failed'] is True and result['msg'].startswith('domains[2]: libvirt refused the definition')
-        assert result['changed'] is True
-        assert [(item['name'], item['changed'], item['actions']) for item in result['domains']] == [
-            (names[0], True, ['define']), (names[1], True, ['define']), (names[2], False, [])]
-        assert [host_view(name)[0] for name in names] == ['shut off', 'shut off', 'undefined', 'undefined']
+        for check in (True, False):
+            result = domain({'domains': items}, check=check)
+            assert result['failed'] is True and result['msg'].startswith('domains[2]: vcpus 100000 is more than')
+            assert result['changed'] is True
+            assert [(item['name'], item['changed'], item['actions']) for item in result['domains']] == [
+                (names[0], True, ['define']), (names[1], True, ['define']), (names[2], False, [])]
+            expected = ['undefined'] * 4 if check else ['shut off', 'shut off', 'undefined', 'undefined']
+            assert [host_view(name)[0] for name in names] == expected
     finally:
         domain({'domains': [{'name': name, 'state': 'absent'} for name in names[:2]]})
 

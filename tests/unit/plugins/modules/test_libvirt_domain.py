@@ -207,27 +207,38 @@ def test_bad_item_in_a_batch_changes_nothing(domain, name):
     assert not exists(name)
 
 
-@pytest.mark.parametrize('options', [{'name': 'unit/slash'}, {'vcpus': 100000}], ids=['slash-in-name', 'vcpus-100000'])
-def test_definition_libvirt_refuses_reports_no_change(domain, name, options):
+@pytest.mark.parametrize('options, message', [
+    ({'name': 'unit/slash'}, "name 'unit/slash' contains '/', which libvirt refuses in a domain name"),
+    ({'vcpus': 100000}, 'vcpus 100000 is more than the 32 vCPUs that libvirt allows for test guests'),
+], ids=['slash-in-name', 'vcpus-100000'])
+def test_definition_libvirt_refuses_fails_alike_in_check_mode_and_changes_nothing(domain, name, options, message):
     args = dict(structured(name), **options)
-    result = domain(args)
-    assert result['failed'] is True
-    assert result['msg'].startswith("libvirt refused the definition of domain '%s'" % args['name']), result['msg']
-    assert result['changed'] is False and result['actions'] == []
-    assert result['failed_object'] == "domain '%s'" % args['name']
-    assert not exists(args['name'])
+    for check in (True, False):
+        result = domain(args, check=check)
+        assert result['failed'] is True
+        assert result['msg'].startswith(message), result['msg']
+        assert result['changed'] is False and result['actions'] == []
+        assert result['failed_object'] == "domain '%s'" % args['name']
+        assert not exists(args['name'])
 
 
 def test_refused_item_in_a_batch_keeps_the_changes_before_it(domain, name):
-    items = [structured(name, state='running'), structured(name + '/b'), structured(name + '-c')]
+    items = [structured(name, state='running'), structured(name + '-b', vcpus=100000), structured(name + '-c')]
     result = domain({'domains': items})
-    assert result['failed'] is True and result['msg'].startswith('domains[1]: libvirt refused the definition')
+    assert result['failed'] is True and result['msg'].startswith('domains[1]: vcpus 100000 is more than'), result['msg']
     assert result['changed'] is True
     first, refused = result['domains']
     assert first['changed'] is True and first['actions'] == ['define'] and first['state'] == 'shutoff'
     assert refused['changed'] is False and refused['actions'] == []
     assert exists(name) and state_of(name) == libvirt.VIR_DOMAIN_SHUTOFF, 'the start queued after it did not run'
-    assert not exists(name + '-c'), 'nothing after the refused item changed'
+    assert not exists(name + '-b') and not exists(name + '-c'), 'nothing from the refused item on changed'
+
+
+def test_a_slash_in_a_batch_is_refused_before_anything_changes(domain, name):
+    result = domain({'domains': [structured(name, state='running'), structured(name + '/b')]})
+    assert result['failed'] is True
+    assert result['msg'] == "domains[1]: name '%s/b' contains '/', which libvirt refuses in a domain name" % name
+    assert result['changed'] is False and not exists(name)
 
 
 def test_duplicate_names_in_a_batch_are_refused(domain, name):
