@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from virtops_rolelib import assert_no_conditional_error, boolean_strings
 
 TOP = Path(__file__).resolve().parents[3]
+ROLE = "kvm_host"
 MANAGED_FILES = [
     "/etc/libvirt/libvirtd.conf",
     "/etc/systemd/system/libvirtd.socket.d/virtops.conf",
@@ -57,10 +59,6 @@ def apply_role(host, _check=False, _strings=(), **role_vars):
     return result.returncode, result.stdout + result.stderr
 
 
-def defaults():
-    return yaml.safe_load((TOP / "roles" / "kvm_host" / "defaults" / "main.yml").read_text())
-
-
 def managed_files(host):
     return {path: (host.file(path).sha256sum, host.file(path).mtime) for path in MANAGED_FILES if host.file(path).exists}
 
@@ -87,27 +85,16 @@ def test_listeners_turned_off_close_their_ports(host):
     assert host.run("virsh -c qemu:///system list --all").rc == 0
 
 
-def boolean_strings(value, **others):
-    """Every boolean variable of the role as `name=<value>` (a string, as from a command line), some set apart."""
-    names = [name for name, default in defaults().items() if isinstance(default, bool)]
-    return ["%s=%s" % (name, others.get(name, value)) for name in names]
-
-
-def assert_no_conditional_error(output):
-    assert "must have a boolean result" not in output, output
-    assert "The conditional check" not in output, output
-
-
 def test_booleans_from_the_command_line_are_booleans(host):
     """`-e name=true` gives the string "true" (ansible-core 2.19 refuses it as a conditional): every boolean works as one."""
     # "false" everywhere acts as false: nothing differs from the converged defaults (the udev rule is
     # then not managed at all, so it does not show either).
-    rc, output = apply_role(host, _check=True, _strings=boolean_strings("false", kvm_host_allow_emulation="true"))
+    rc, output = apply_role(host, _check=True, _strings=boolean_strings(ROLE, "false", kvm_host_allow_emulation="true"))
     assert_no_conditional_error(output)
     assert rc == 0 and recap_changed(output) == 0, output
 
     # "true" everywhere (virt-manager apart, below) acts as true: both listeners show in the diff.
-    rc, output = apply_role(host, _check=True, _strings=boolean_strings("true", kvm_host_install_gui="false"))
+    rc, output = apply_role(host, _check=True, _strings=boolean_strings(ROLE, "true", kvm_host_install_gui="false"))
     assert_no_conditional_error(output)
     assert rc == 0, output
     assert "+listen_tcp = 1" in output and "+listen_tls = 1" in output, output

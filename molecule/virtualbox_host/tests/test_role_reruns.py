@@ -15,14 +15,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from virtops_rolelib import assert_no_conditional_error, boolean_strings
+
 TOP = Path(__file__).resolve().parents[3]
+ROLE = "virtualbox_host"
 DEFAULTS = yaml.safe_load((TOP / "roles" / "virtualbox_host" / "defaults" / "main.yml").read_text())
 STANDINS = "/srv/virtops-standins"
 ORACLE_FILES = ["/etc/apt/keyrings/virtualbox-oracle.asc", "/etc/apt/sources.list.d/virtualbox-oracle.sources"]
 
 
-def apply_role(host, _check=False, **role_vars):
-    """Run the role's playbook against the testinfra host (with --check --diff if asked); return (rc, output)."""
+def apply_role(host, _check=False, _strings=(), **role_vars):
+    """Run the role's playbook against the testinfra host (with --check --diff if asked); return (rc, output).
+
+    `_strings` are "name=value" pairs given as `-e name=value`, as on a command line: their values are strings.
+    """
     extra = {
         "target_hosts": "all",
         "ansible_python_interpreter": "/usr/bin/python3",
@@ -36,7 +42,7 @@ def apply_role(host, _check=False, **role_vars):
     result = subprocess.run(
         [playbook, "-i", host.backend.name + ",", "-e", "ansible_connection=containers.podman.podman",
          *(["--check", "--diff"] if _check else []), "-e", json.dumps(extra),
-         str(TOP / "playbooks" / "virtualbox_hosts.yml")],
+         *(arg for pair in _strings for arg in ("-e", pair)), str(TOP / "playbooks" / "virtualbox_hosts.yml")],
         capture_output=True, text=True, env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
         check=False,
     )
@@ -152,3 +158,34 @@ def test_extension_pack_in_check_mode(host):
 def test_check_mode_on_the_converged_host_reports_nothing(host):
     rc, output = apply_role(host, _check=True)
     assert rc == 0 and recap_changed(output) == 0, output
+
+
+def test_booleans_from_the_command_line_are_booleans(host):
+    """`-e name=true` gives the string "true" (ansible-core 2.19 refuses it as a conditional): every boolean works as one."""
+    # "false" everywhere acts as false: nothing differs from the converged host (the contrib file is
+    # then neither written nor removed).
+    rc, output = apply_role(host, _check=True, _strings=boolean_strings(ROLE, "false", virtualbox_host_allow_no_hw_virt="true"))
+    assert_no_conditional_error(output)
+    assert rc == 0 and recap_changed(output) == 0, output
+
+    # "true" everywhere acts as true: the driver steps and the Extension Pack run (in check mode), the
+    # headers apart (below).
+    rc, output = apply_role(host, _check=True, virtualbox_host_extpack_url="file://%s/extpack.vbox-extpack" % STANDINS,
+                            _strings=boolean_strings(ROLE, "true", virtualbox_host_kernel_headers="false"))
+    assert_no_conditional_error(output)
+    assert rc == 0, output
+    assert task_result(output, "Check whether vboxdrv is built for the running kernel") == "ok"
+    assert task_result(output, "Load vboxdrv, vboxnetflt and vboxnetadp") == "skipping"
+    assert task_result(output, "Download the Extension Pack") == "changed"
+
+    # The headers of the host's kernel are not in Debian's repositories: asked for, they fail clearly.
+    rc, output = apply_role(host, _check=True, _strings=["virtualbox_host_kernel_modules=true", "virtualbox_host_kernel_headers=true"])
+    assert_no_conditional_error(output)
+    assert rc != 0 and "There are no headers for the running kernel" in flat(output), output
+
+    rc, output = apply_role(host, _check=True, _strings=["virtualbox_host_allow_no_hw_virt=false"])
+    assert_no_conditional_error(output)
+    if host.run("grep -qwE 'vmx|svm' /proc/cpuinfo").rc == 0:
+        assert rc == 0, output
+    else:
+        assert rc != 0 and "cannot run VirtualBox guests" in output, output
