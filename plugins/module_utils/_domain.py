@@ -36,7 +36,7 @@ XML_LIVE = 'live'
 
 def converge_module(module, result):
     """The body of libvirt_domain: validate every item, connect once, converge, report into result."""
-    require_libvirt(module)
+    require_libvirt()
     specs, batch = build_specs(module.params)
     uri = module.params['uri']
     with_connection(uri, lambda conn: DomainManager(conn, uri, result).converge(specs, batch))

@@ -45,10 +45,11 @@ class LibvirtFailure(ModuleFailure):
     """A libvirt call failed; the message names the object and what to check."""
 
 
-def require_libvirt(module):
+def require_libvirt():
+    """Raise a LibvirtFailure naming the package to install when the libvirt bindings are missing."""
     if libvirt is None:
-        module.fail_json(
-            msg=missing_required_lib(
+        raise LibvirtFailure(
+            missing_required_lib(
                 'libvirt-python',
                 reason='to talk to libvirt (on Debian and Ubuntu install python3-libvirt; on EL and Fedora '
                        'python3-libvirt; in a virtualenv pip install libvirt-python)'),
@@ -61,8 +62,10 @@ def run_libvirt_module(module, work):
     ``work`` fills the Result (or returns a dict of facts, for ``*_info`` modules); a libvirt error it
     lets through is reported as a LibvirtFailure, with what had been recorded up to then.
     """
-    require_libvirt(module)
-    run_module(module, lambda result: with_connection(module.params['uri'], lambda conn: work(conn, result)))
+    def work_connected(result):
+        require_libvirt()
+        return with_connection(module.params['uri'], lambda conn: work(conn, result))
+    run_module(module, work_connected)
 
 
 def with_connection(uri, work):
@@ -78,18 +81,6 @@ def libvirt_errors(uri, about=None):
         yield
     except libvirt.libvirtError as exc:
         raise LibvirtFailure('libvirt at %s: %s' % (uri, error_text(exc)), about=about)
-
-
-def run_with_connection(module, work):
-    """Connect to module.params['uri'] and return work(conn); a failure ends the module with its message.
-
-    For modules not yet on the contract; new code uses :func:`run_libvirt_module`.
-    """
-    require_libvirt(module)
-    try:
-        return with_connection(module.params['uri'], work)
-    except LibvirtFailure as exc:
-        module.fail_json(msg=str(exc))
 
 
 # How often a change is tried on an object that another run changes at the same time.

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 
-libvirt = pytest.importorskip('libvirt')
-
-from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _libvirt
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     LibvirtFailure, read_domain, lookup_domain, retry_on_conflict, with_connection)
 
 URI = 'test:///default'
@@ -19,6 +19,14 @@ def conn():
     connection = libvirt.open(URI)
     yield connection
     connection.close()
+
+
+def test_missing_bindings_fail_naming_the_package(monkeypatch):
+    monkeypatch.setattr(_libvirt, 'libvirt', None)
+    with pytest.raises(LibvirtFailure) as caught:
+        _libvirt.require_libvirt()
+    assert 'python3-libvirt' in caught.value.msg and 'pip install libvirt-python' in caught.value.msg
+    assert 'exception' in caught.value.returns
 
 
 def test_a_libvirt_error_becomes_a_failure_naming_the_connection():
