@@ -192,7 +192,7 @@ def test_commands_address_the_snapshot_by_uuid(monkeypatch):
     assert fake.calls == [['snapshot', 'dc0fd9fc-26da-413f-a7b4-def5c9bd181a', 'delete', B]]
 
 
-def test_vboxmanage_failure_names_the_command(monkeypatch):
+def test_vboxmanage_failure_names_the_command_and_reports_no_change(monkeypatch):
     err = 'VBoxManage: error: Snapshot operation failed\nVBoxManage: error: Details: code E_FAIL\n'
     mgr, _fake = manager(monkeypatch, VM % 'poweroff' + TREE, answers={'delete': (1, '', err)}, name='c',
                          state='absent')
@@ -200,6 +200,8 @@ def test_vboxmanage_failure_names_the_command(monkeypatch):
         mgr.run()
     assert str(exc.value) == ("cannot delete snapshot 'c' of VM 'vm1': VBoxManage snapshot vm1 delete %s failed: "
                               "Snapshot operation failed" % C)
+    assert mgr.result.as_dict()['changed'] is False and mgr.result.actions == []
+    assert exc.value.about == "snapshot 'c' of VM 'vm1'"
 
 
 def test_missing_vm(monkeypatch):
@@ -216,13 +218,3 @@ def test_description_and_live_are_refused_outside_state_present(monkeypatch):
                 mgr.run()
             assert str(err.value) == '%s applies to state present only (state is %s)' % (option, state)
             assert fake.calls == [] and mgr.result.as_dict()['changed'] is False
-
-
-def test_failed_delete_reports_no_change(monkeypatch):
-    err = 'VBoxManage: error: Snapshot operation failed\n'
-    mgr, _fake = manager(monkeypatch, VM % 'poweroff' + TREE, answers={'delete': (1, '', err)}, name='c',
-                         state='absent')
-    with pytest.raises(VBoxFailure) as exc:
-        mgr.run()
-    assert mgr.result.as_dict()['changed'] is False and mgr.result.actions == []
-    assert exc.value.about == "snapshot 'c' of VM 'vm1'"
