@@ -98,7 +98,8 @@ def test_booleans_from_the_command_line_are_booleans(host):
     assert_no_conditional_error(output)
     assert rc == 0, output
     assert "+listen_tcp = 1" in output and "+listen_tls = 1" in output, output
-    assert "libvirtd-tcp.socket" in output and "libvirtd-tls.socket" in output
+    if host.file("/run/systemd/system").is_directory:  # without systemd libvirtd itself listens (--listen)
+        assert "libvirtd-tcp.socket" in output and "libvirtd-tls.socket" in output, output
 
     # Packages to install: check mode stops after them, saying so.
     rc, output = apply_role(host, _check=True, _strings=["kvm_host_install_gui=true"])
