@@ -80,7 +80,7 @@ importer: collection ## galaxy-importer on the built tarball (as Galaxy and Auto
 docs-lint: venv ## antsibull-docs lint-collection-docs --plugin-docs
 	@scripts/docs.sh lint
 
-docs: venv ## the documentation site (antsibull-docs + sphinx) in .build/docs/html
+docs: venv ## the documentation site (antsibull-docs + sphinx) in .build/docs/build/html
 	@scripts/docs.sh build
 
 molecule: collection images ## (root) the molecule scenarios: kvm_host in containers and on this machine, virtualbox_host

@@ -135,6 +135,10 @@ def run_module(module, work):
     a :class:`ModuleFailure` it raises is reported with everything the result had recorded up to then.
     """
     result = Result(module.check_mode, module._diff)
+    fail_json = module.fail_json
+    # Ansible's own helpers (atomic_move, set_owner_if_different, backup_local...) end the module with
+    # fail_json: during work() that becomes a ModuleFailure, so their failures carry the result too.
+    module.fail_json = _raise_failure
     try:
         facts = work(result)
     except ModuleFailure as failure:
@@ -143,11 +147,17 @@ def run_module(module, work):
         if failure.about is not None:
             report['failed_object'] = failure.about
         _warn(module, result)
-        module.fail_json(msg=failure.msg, **report)
+        fail_json(msg=failure.msg, **report)
+    finally:
+        module.fail_json = fail_json
     _warn(module, result)
     if isinstance(facts, dict):
         module.exit_json(changed=False, **facts)
     module.exit_json(**result.as_dict())
+
+
+def _raise_failure(msg, **returns):
+    raise ModuleFailure(msg, **returns)
 
 
 def _warn(module, result):

@@ -127,7 +127,9 @@ class DomainManager(object):
         for item in items:
             self._report(item)
         if failures:
-            raise LibvirtFailure(' '.join(failures))
+            about = set(failure.about for failure in failures)
+            raise LibvirtFailure(' '.join(str(failure) for failure in failures),
+                                 about=about.pop() if len(about) == 1 else None)
 
     def _converge_first(self, item):
         retry_on_conflict(lambda: read_domain(self.conn, item.spec.name), lambda seen: self._converge(item, seen),

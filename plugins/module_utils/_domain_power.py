@@ -154,7 +154,7 @@ class PowerJobs(object):
         try:
             self.guard(item, work, basis)
         except LibvirtFailure as exc:
-            return str(exc)
+            return exc
         return None
 
     # --- graceful shutdown -----------------------------------------------------------------------
@@ -201,9 +201,11 @@ class PowerJobs(object):
         elif now >= stop.deadline:
             self.pending.remove(stop)
             if not item.spec.force:
-                return ("domain '%s' did not shut down within %d s (shutdown_timeout) and is still %s: does the "
-                        "guest handle the ACPI power button? Set force: true to power it off after the timeout."
-                        % (item.spec.name, item.spec.shutdown_timeout, STATE_NAMES.get(dom.state()[0], 'nostate')))
+                return LibvirtFailure(
+                    "domain '%s' did not shut down within %d s (shutdown_timeout) and is still %s: does the guest "
+                    "handle the ACPI power button? Set force: true to power it off after the timeout."
+                    % (item.spec.name, item.spec.shutdown_timeout, STATE_NAMES.get(dom.state()[0], 'nostate')),
+                    about="domain '%s'" % item.spec.name)
             error = self._run(item, lambda: make_step(item, 'destroy', 'shutoff'))
             return error or self._after_stop(stop)
         return None

@@ -75,12 +75,12 @@ def with_connection(uri, work):
 
 
 @contextlib.contextmanager
-def libvirt_errors(uri, about=None):
+def libvirt_errors(uri):
     """Turn a ``libvirt.libvirtError`` raised inside into a LibvirtFailure naming the connection."""
     try:
         yield
     except libvirt.libvirtError as exc:
-        raise LibvirtFailure('libvirt at %s: %s' % (uri, error_text(exc)), about=about)
+        raise LibvirtFailure('libvirt at %s: %s' % (uri, error_text(exc)))
 
 
 # How often a change is tried on an object that another run changes at the same time.

@@ -125,6 +125,7 @@ class SnapshotManager(object):
 
     def prepare(self):
         params = self.params
+        self.result.set(domain=params['domain'], name=params['name'], removed=self.removed)
         if params['retain'] is not None and (params['retain'] < 1 or params['state'] != 'present'):
             raise ModuleFailure('retain must be 1 or more, and works with state present only', about=self.about)
         if params['retain_prefix'] is not None and not params['name'].startswith(params['retain_prefix']):
@@ -133,7 +134,6 @@ class SnapshotManager(object):
         self.dom = find_domain(self.conn, params['domain'], params['uri'])
         self.before = read_all(self.dom)
         self.state_before = self._domain_state()
-        self.result.set(domain=params['domain'], name=params['name'], removed=self.removed)
 
     def converge(self):
         state = self.params['state']

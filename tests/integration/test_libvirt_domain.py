@@ -120,6 +120,8 @@ def test_guest_ignoring_acpi_fails_the_shutdown_unless_forced(domain, guest):
     assert late['msg'] == ("domain '%s' did not shut down within 3 s (shutdown_timeout) and is still running: does "
                            "the guest handle the ACPI power button? Set force: true to power it off after the "
                            "timeout." % name)
+    assert late['failed_object'] == "domain '%s'" % name
+    assert late['changed'] is True and late['actions'] == ['shutdown'], 'the power button was pressed'
     assert virsh('domstate', name) == 'running'
     forced = domain({'name': name, 'state': 'shutdown', 'shutdown_timeout': 3, 'force': True})
     assert forced['changed'] is True and forced['actions'] == ['shutdown', 'destroy']

@@ -48,7 +48,9 @@ def load(path=ALLOW_LIST):
 
 
 def skip_reason(report):
-    """The reason pytest recorded for a skip (without its 'Skipped: ' prefix)."""
+    """The reason pytest recorded for a skip (without its 'Skipped: ' prefix), or an expected failure's."""
+    if hasattr(report, 'wasxfail'):  # an xfail passes as silently as a skip: it must be listed as well
+        return report.wasxfail
     longrepr = report.longrepr
     message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
     return message[len('Skipped: '):] if message.startswith('Skipped: ') else message
@@ -75,7 +77,7 @@ _ALLOWED = pytest.StashKey()
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if report.skipped and not hasattr(report, 'wasxfail') and not is_allowed(
+    if report.skipped and not is_allowed(
             item.config.stash[_ALLOWED], report.nodeid, skip_reason(report)):
         _refuse(report)
     return report

@@ -133,3 +133,18 @@ def test_a_result_holds_items_under_one_key():
     result.item('domains', name='a')
     with pytest.raises(ValueError):
         result.item('files', path='/etc/x')
+
+
+def test_ansible_helpers_that_end_the_module_keep_the_result():
+    """AnsibleModule's own helpers (atomic_move, set_owner_if_different) call fail_json themselves."""
+    module = RecordingModule()
+
+    def work(result):
+        result.perform('write /etc/a', lambda: None)
+        module.fail_json(msg='Could not replace file: /etc/b', exception='trace')
+
+    exited = run(module, work)
+    assert exited.failed and exited.report['msg'] == 'Could not replace file: /etc/b'
+    assert exited.report['changed'] is True and exited.report['actions'] == ['write /etc/a']
+    assert exited.report['exception'] == 'trace'
+    assert module.fail_json.__name__ == 'fail_json', 'restored after the call'
