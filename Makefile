@@ -1,6 +1,6 @@
 # The two entry points: `make demo` and `make test`. Everything else is a step they call.
 # `make bootstrap` needs root once per machine (apt packages, podman); unit, lint, sanity, changelog
-# and docs then work for any user in their own clone and write nothing outside it.
+# and docs then work for any user in their own clone and change nothing outside it (temporary files apart).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
