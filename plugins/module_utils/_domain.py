@@ -21,6 +21,7 @@ import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_clone import ClonePlanner
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options import build_specs, where
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_power import (
     INACTIVE_STATES, PowerJobs, call, make_step, next_step)
@@ -96,6 +97,8 @@ class DomainManager(object):
         self._roots = None
         self._vcpu_limits = {}
         self.jobs = PowerJobs(self._guard, result.check_mode)
+        self.clones = ClonePlanner(conn, uri)
+        self._clone_plans = {}
 
     @property
     def caps(self):
@@ -108,6 +111,7 @@ class DomainManager(object):
         items = []
         if batch:
             self.result.diff_as_list()
+        self._plan_clones(specs)
         try:
             for spec in specs:
                 if batch:
@@ -130,6 +134,17 @@ class DomainManager(object):
             about = set(failure.about for failure in failures)
             raise LibvirtFailure(' '.join(str(failure) for failure in failures),
                                  about=about.pop() if len(about) == 1 else None)
+
+    def _plan_clones(self, specs):
+        """Plan every clone still to be made before the first change, so that one that cannot be made changes nothing."""
+        for spec in specs:
+            if spec.clone_from and spec.state != 'absent' and read_domain(self.conn, spec.name) is None:
+                self._clone_plans[spec.name] = self.clones.plan(spec)
+
+    def _clone_plan(self, spec):
+        if spec.name not in self._clone_plans:  # the domain was removed since the call began
+            self._clone_plans[spec.name] = self.clones.plan(spec)
+        return self._clone_plans[spec.name]
 
     def _converge_first(self, item):
         retry_on_conflict(lambda: read_domain(self.conn, item.spec.name), lambda seen: self._converge(item, seen),
@@ -191,7 +206,9 @@ class DomainManager(object):
                                          about="domain '%s'" % spec.name)
                 dx.adopt_identity(desired, current_root)
             return desired
-        if current_root is None:
+        if current_root is None and spec.clone_from:
+            base = copy.deepcopy(self._clone_plan(spec).root)
+        elif current_root is None:
             domain_type = spec.options['domain_type']
             if domain_type in (None, 'auto'):
                 domain_type = self.caps.default_domain_type()
@@ -234,7 +251,13 @@ class DomainManager(object):
                 return self._note_restart(item, None)
             result.differences[:] = gaps if spec.xml is not None else self._changed_settings(current_root, desired)
         self._check_vcpu_limit(spec, desired)
-        dom = result.perform('update' if exists else 'define', self._define_xml, spec, dx.to_string(desired))
+        xml = dx.to_string(desired)
+        if not exists and spec.clone_from:
+            plan = self._clone_plan(spec)
+            dom = result.perform('clone', plan.carry_out, spec, lambda: self._define_xml(spec, xml))
+            result.set(clone=plan.report())
+        else:
+            dom = result.perform('update' if exists else 'define', self._define_xml, spec, xml)
         result.set(created=not exists)
         if self.check_mode:
             shown = dx.project(desired, current_root, self.caps.machine_aliases) \

@@ -44,7 +44,11 @@ class DomainSpec(object):
         self.force = asked('force')
         self.apply = asked('apply')
         self.remove_storage = asked('remove_storage')
+        self.clone_from = dict(item['clone_from']) if item.get('clone_from') else None
         given = sorted(key for key, value in self.options.items() if value is not None)
+        if item.get('xml') and self.clone_from:
+            raise dx.DomainXMLError('%sxml and clone_from are mutually exclusive; a clone starts from the definition '
+                                    'of its source (structured options apply on top of it)' % where(label))
         if item.get('xml'):
             if given:
                 raise dx.DomainXMLError('%sxml and the structured options (%s) are mutually exclusive; '
@@ -61,8 +65,9 @@ class DomainSpec(object):
         if '/' in self.name:
             raise dx.DomainXMLError("%sname '%s' contains '/', which libvirt refuses in a domain name"
                                     % (where(label), self.name), about="domain '%s'" % self.name)
-        self.has_definition = self.xml is not None or bool(given)
+        self.has_definition = self.xml is not None or bool(given) or self.clone_from is not None
         self._validate_options()
+        self._validate_clone_from()
         if self.shutdown_timeout < 0:
             raise dx.DomainXMLError('%sshutdown_timeout must be 0 or more seconds' % where(label))
 
@@ -80,6 +85,17 @@ class DomainSpec(object):
             self._validate_disk(_join(self.label, 'disks[%d]' % index), disk)
         for index, interface in enumerate(opts['interfaces'] or []):
             self._validate_interface(_join(self.label, 'interfaces[%d]' % index), interface)
+
+    def _validate_clone_from(self):
+        if self.clone_from is None:
+            return
+        label = _join(self.label, 'clone_from')
+        if self.clone_from['name'] == self.name:
+            raise dx.DomainXMLError("%sname '%s' is the domain itself; name the domain to clone"
+                                    % (where(label), self.name))
+        if self.options['disks'] is not None:
+            raise dx.DomainXMLError('%sdisks cannot be given with clone_from: a clone gets copies of the disks of its '
+                                    'source; change its disks in a later task, once the clone exists' % where(self.label))
 
     def _validate_disk(self, label, disk):
         if disk.get('path') and disk.get('volume'):
@@ -183,6 +199,11 @@ DOMAIN_OPTIONS = {
         'listen': {'type': 'str'},
         'port': {'type': 'int'},
         'password': {'type': 'str', 'no_log': True},
+    }},
+    'clone_from': {'type': 'dict', 'options': {
+        'name': {'type': 'str', 'required': True},
+        'linked': {'type': 'bool', 'default': False},
+        'pool': {'type': 'str'},
     }},
 }
 MODULE_OPTIONS = dict(DOMAIN_OPTIONS, uri=dict(URI_OPTION), domains={

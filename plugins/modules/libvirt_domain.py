@@ -361,7 +361,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options
 def main():
     module = AnsibleModule(
         argument_spec=MODULE_OPTIONS,
-        mutually_exclusive=[('domains', key) for key in ('name', 'xml') + STRUCTURED_OPTIONS],
+        mutually_exclusive=[('domains', key) for key in ('name', 'xml', 'clone_from') + STRUCTURED_OPTIONS],
         required_one_of=[('name', 'xml', 'domains')],
         supports_check_mode=True,
     )
