@@ -2,12 +2,14 @@
 # Bring a fresh Debian 12 machine (root) to where `make demo` and `make test` run: the apt packages
 # every clone builds on (system-wide), podman set up (scripts/podman-setup.sh), then this checkout's
 # virtualenvs (scripts/venv.sh, which any user runs in their own clone). Every step is skipped when
-# already done.
+# already done. The second line of packages serves tests/integration/test_virt_manager.py: a virtual
+# screen, the accessibility bus that reads virt-manager's window, and `import` for its screenshot.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
-readonly PACKAGES=(python3 python3-venv python3-dev gcc make rsync git shellcheck pkg-config libvirt-dev pandoc)
+readonly PACKAGES=(python3 python3-venv python3-dev gcc make rsync git shellcheck pkg-config libvirt-dev pandoc
+    xvfb at-spi2-core python3-pyatspi dbus imagemagick)
 
 # shellcheck source=scripts/lib.sh
 source "${top}/scripts/lib.sh"
