@@ -245,12 +245,12 @@ class ClonePlan(object):
 # --- plan (reads the host) -------------------------------------------------------------------------
 
 class ClonePlanner(object):
-    """Plans the clones of one call; what they would create must not collide, with the host or each other."""
+    """Plans clones: reads each source, the pools and what the clone would create (names are the clone's own:
+    clones of one call cannot collide, as their names are unique)."""
 
     def __init__(self, conn, uri):
         self.conn = conn
         self.uri = uri
-        self.claimed = {}  # volume (pool, name) or NVRAM path -> the clone that creates it
 
     def plan(self, spec):
         """The ClonePlan of a clone that does not exist yet; raises LibvirtFailure naming what stands in the way."""
@@ -353,7 +353,6 @@ class ClonePlanner(object):
         else:
             raise failure("volume '%s' (%s) that the clone would create for disk %s already exists in pool '%s'; "
                           "remove it, or give the clone another name" % (name, planned.path, target, pool.name()))
-        self._claim((pool.name(), name), spec, failure, "volume '%s' in pool '%s'" % (name, pool.name()))
         return planned
 
     def _nvram(self, spec, root, failure):
@@ -371,13 +370,7 @@ class ClonePlanner(object):
         if os.path.lexists(nvram.path):
             raise failure("the NVRAM file %s that the clone would get already exists; remove it, or give the clone "
                           "another name" % nvram.path)
-        self._claim(nvram.path, spec, failure, 'the NVRAM file %s' % nvram.path)
         return nvram
-
-    def _claim(self, key, spec, failure, what):
-        owner = self.claimed.setdefault(key, spec)
-        if owner is not spec:
-            raise failure("%s would be created for both %s and %s" % (what, owner.label or owner.name, spec.label))
 
 
 class _Failures(object):
