@@ -1,0 +1,429 @@
+# Copyright (c) virtops.hypervisor contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt_volume and libvirt_volume_info: read volumes and what uses them, plan every item, then act.
+
+Every item is validated and planned before the first change (a refused item fails the whole batch
+with nothing changed); later items see what earlier ones will do (an overlay on a base volume created
+in the same batch). Then the items' actions run in order, each through ``Result.perform``.
+
+``src`` is imported with virStorageVolUpload through a sparse stream: libvirt creates the volume and
+owns the file (its owner, mode and label as the pool and the volume XML say), holes stay holes, and
+no temporary file appears in the pool (a dir pool lists every file of its directory as a volume,
+dot files too, so qemu_image's temporary files and fingerprint sidecars would show up as volumes).
+The volume is created raw with the size of the file, the file is streamed in byte for byte, and a
+pool refresh lets libvirt probe its format. The fingerprint of the source (as qemu_image records it:
+size, mtime, inode, device, format, virtual size) is stored as the extended attribute
+``user.virtops.libvirt_volume`` of the volume's file, so ``src`` needs a pool whose volumes are
+files on the target the module runs on (dir, fs, netfs over a local URI).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import xml.etree.ElementTree as ET
+
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
+from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
+    LibvirtFailure, error_text, is_error, libvirt, require_libvirt, with_connection)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
+    describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, where
+
+XATTR = 'user.virtops.libvirt_volume'
+FILE_POOLS = ('dir', 'fs', 'netfs')
+
+
+def converge_module(module, result):
+    """The body of libvirt_volume: validate every item, connect once, plan all items, act, report."""
+    require_libvirt()
+    specs, batch = build_specs(module.params)
+    uri = module.params['uri']
+    with_connection(uri, lambda conn: VolumeManager(conn, module, result).converge(specs, batch))
+
+
+def volume_info(module, conn):
+    """The body of libvirt_volume_info: the volumes of one pool (or of every active pool), with their users."""
+    inventory = Inventory(conn)
+    names = module.params['name'] or []
+    pools = [module.params['pool']] if module.params['pool'] else [pool.name() for pool in conn.listAllStoragePools(0)]
+    volumes, inactive = [], []
+    for pool_name in sorted(pools):
+        pool = find_pool(conn, pool_name, require_active=bool(module.params['pool']))
+        if not pool.isActive():
+            inactive.append(pool_name)
+            continue
+        for vol in pool.listAllVolumes(0):
+            if names and vol.name() not in names:
+                continue
+            info = describe(vol.XMLDesc(0), pool_name)
+            info['domains'] = domains_using(inventory.domain_xmls(), info)
+            info['overlays'] = volumes_backed_by(inventory.volumes(), info)
+            volumes.append(info)
+    volumes.sort(key=lambda item: (item['pool'], item['name']))
+    found = set(item['name'] for item in volumes)
+    return {'volumes': volumes, 'missing': sorted(set(names) - found), 'inactive_pools': inactive}
+
+
+def find_pool(conn, name, require_active=True):
+    try:
+        pool = conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_STORAGE_POOL'):
+            raise LibvirtFailure("storage pool '%s' does not exist: define it first (virtops.hypervisor.libvirt_pool)"
+                                 % name, about="pool '%s'" % name)
+        raise
+    if require_active and not pool.isActive():
+        raise LibvirtFailure("storage pool '%s' is not active: start it first" % name, about="pool '%s'" % name)
+    return pool
+
+
+def lookup_volume(pool, name):
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
+            return None
+        raise
+
+
+class Inventory(object):
+    """Domains and volumes of the host, read once (to find who uses a volume)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self._domains = None
+        self._volumes = None
+
+    def domain_xmls(self):
+        if self._domains is None:
+            self._domains = []
+            for dom in self.conn.listAllDomains(0):
+                xmls = [dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)]
+                if dom.isActive():
+                    xmls.append(dom.XMLDesc(0))
+                self._domains.append((dom.name(), xmls))
+        return self._domains
+
+    def volumes(self):
+        if self._volumes is None:
+            self._volumes = []
+            for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+                for vol in pool.listAllVolumes(0):
+                    self._volumes.append(describe(vol.XMLDesc(0), pool.name()))
+        return self._volumes
+
+
+def read_record(path):
+    """The import record stored with the volume's file, or None."""
+    try:
+        return json.loads(to_text(os.getxattr(to_bytes(path, errors='surrogate_or_strict'), XATTR)))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def store_record(path, record):
+    payload = to_bytes(json.dumps(record, sort_keys=True, separators=(',', ':')))
+    try:
+        os.setxattr(to_bytes(path, errors='surrogate_or_strict'), XATTR, payload)
+    except OSError as exc:
+        raise ImageFailure('imported %s, but cannot record the source fingerprint on it (%s): the next run will '
+                           'import it again. Use a pool on a file system with user extended attributes.'
+                           % (path, to_native(exc)))
+
+
+class _Item(object):
+    def __init__(self, spec, result):
+        self.spec = spec
+        self.result = result
+        self.pool = None
+        self.vol = None
+        self.actual = None
+        self.facts = {}
+        self.plan = None
+
+
+class VolumeManager(object):
+    """One libvirt_volume call over one connection."""
+
+    def __init__(self, conn, module, result):
+        self.conn = conn
+        self.module = module
+        self.result = result
+        self.inventory = Inventory(conn)
+        self.planned = {}  # (pool, name) -> the volume an earlier item leaves (None: deleted)
+        self._qemu = None
+        self._pools = {}
+
+    def converge(self, specs, batch):
+        items = []
+        for spec in specs:
+            result = self.result.item('volumes', pool=spec.pool, name=spec.name) if batch else self.result
+            result.set(pool=spec.pool, name=spec.name)
+            item = _Item(spec, result)
+            self._read(item)
+            item.plan = plan_volume(spec, item.actual, item.facts)
+            self.planned[(spec.pool, spec.name)] = self._predicted_after(item)
+            items.append(item)
+        for item in items:
+            self._act(item)
+            self._report(item)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _pool(self, name):
+        if name not in self._pools:
+            pool = find_pool(self.conn, name)
+            root = ET.fromstring(pool.XMLDesc(0))
+            self._pools[name] = (pool, {'type': root.get('type'), 'path': root.findtext('target/path')})
+        return self._pools[name]
+
+    def _read(self, item):
+        spec = item.spec
+        item.pool, pool_facts = self._pool(spec.pool)
+        item.facts['pool'] = pool_facts
+        item.vol = lookup_volume(item.pool, spec.name)
+        item.actual = describe(item.vol.XMLDesc(0), spec.pool) if item.vol is not None else None
+        if spec.state == 'absent' or item.actual is not None and (spec.src or spec.capacity is not None):
+            item.facts['users'] = self._users(item.actual) if item.actual is not None else {}
+        if spec.state == 'absent':
+            return
+        if spec.src:
+            self._require_file_pool(spec, pool_facts)
+            item.facts['source'] = self._source(spec)
+            if item.actual is not None:
+                item.facts['stored'] = read_record(item.actual['path'])
+        if spec.clone_from and item.actual is None:
+            item.facts['origin'] = self._other_volume(spec, spec.clone_from, 'clone_from')
+        if spec.backing:
+            item.facts['backing'] = self._backing(spec)
+
+    def _users(self, volume):
+        overlays = volumes_backed_by(self.inventory.volumes(), volume)
+        overlays += ['%s/%s' % key for key, after in self.planned.items()
+                     if after and after.get('backing') and after['backing']['path'] == volume['path']]
+        return {'domains': domains_using(self.inventory.domain_xmls(), volume), 'volumes': sorted(set(overlays))}
+
+    def _require_file_pool(self, spec, pool_facts):
+        if pool_facts['type'] not in FILE_POOLS or not os.path.isdir(pool_facts['path'] or ''):
+            raise ModuleFailure(
+                "%ssrc needs a pool whose volumes are files on this host (dir, fs or netfs, over a local URI): the "
+                "fingerprint of the source is stored with the volume's file. Pool '%s' is %s at %s."
+                % (where(spec.label), spec.pool, pool_facts['type'], pool_facts['path']), about=spec.about)
+
+    def _source(self, spec):
+        if self._qemu is None:
+            self._qemu = QemuImg(self.module)
+        try:
+            info = self._qemu.info(spec.src)
+            st = os.stat(to_bytes(spec.src, errors='surrogate_or_strict')) if info is not None else None
+        except (ImageFailure, OSError) as exc:
+            raise ModuleFailure('%scannot read src %s: %s' % (where(spec.label), spec.src, exc), about=spec.about)
+        if info is None or not os.path.isfile(to_bytes(spec.src, errors='surrogate_or_strict')):
+            raise ModuleFailure('%ssrc %s is not a file on the target: nothing to import %s from'
+                                % (where(spec.label), spec.src, spec.about), about=spec.about)
+        info['path'] = spec.src
+        return {'format': info['format'], 'virtual_size': info['virtual_size'], 'backing_file': info['backing_file'],
+                'size': st.st_size, 'fingerprint': source_fingerprint([info], [st])}
+
+    def _other_volume(self, spec, ref, key):
+        """The volume ref names ({volume, pool}), as it is or as an earlier item of the batch leaves it."""
+        wanted = (ref['pool'], ref['volume'])
+        if wanted in self.planned and self.planned[wanted] is not None:
+            return self.planned[wanted]
+        if wanted not in self.planned:
+            vol = lookup_volume(self._pool(ref['pool'])[0], ref['volume'])
+            if vol is not None:
+                return describe(vol.XMLDesc(0), ref['pool'])
+        raise ModuleFailure("%svolume '%s' in pool '%s' does not exist" % (where('%s.%s' % (spec.label, key)
+                                                                                   if spec.label else key),
+                                                                             ref['volume'], ref['pool']),
+                            about=spec.about)
+
+    def _backing(self, spec):
+        if spec.backing.get('volume'):
+            other = self._other_volume(spec, spec.backing, 'backing')
+            return {'path': other['path'], 'format': other['format'], 'capacity': other['capacity']}
+        if self._qemu is None:
+            self._qemu = QemuImg(self.module)
+        info = self._qemu.info(spec.backing['path'], fmt=spec.backing.get('format'))
+        if info is None:
+            raise ModuleFailure('%sbacking path %s does not exist' % (where(spec.label), spec.backing['path']),
+                                about=spec.about)
+        return {'path': spec.backing['path'], 'format': spec.backing.get('format') or info['format'],
+                'capacity': info['virtual_size']}
+
+    def _predicted_after(self, item):
+        after = item.plan.after
+        if after is not None and not after.get('path'):
+            pool = item.facts['pool']
+            if pool['type'] in FILE_POOLS:
+                after.update(path=os.path.join(pool['path'], item.spec.name), type='file')
+                after['key'] = after['path']
+        return after
+
+    # --- acting --------------------------------------------------------------------------------
+
+    def _act(self, item):
+        for action, reason in item.plan.actions:
+            item.result.perform(action, getattr(self, '_do_' + action), item)
+        for line in item.plan.differences:
+            item.result.differ(line)
+        if item.plan.actions:
+            item.result.set(reasons=['%s: %s' % pair for pair in item.plan.actions])
+
+    def _guarded(self, item, what, call, *args):
+        try:
+            return call(*args)
+        except libvirt.libvirtError as exc:
+            raise LibvirtFailure('%scannot %s %s: %s' % (where(item.spec.label), what, item.spec.about,
+                                                          error_text(exc)), about=item.spec.about)
+
+    def _do_create(self, item):
+        item.vol = self._guarded(item, 'create', item.pool.createXML, self._volume_xml(item, item.plan.after), 0)
+
+    def _do_clone(self, item):
+        ref = item.spec.clone_from
+        origin = lookup_volume(self._pool(ref['pool'])[0], ref['volume'])
+        after = dict(item.plan.after, capacity=item.facts['origin']['capacity'])
+        item.vol = self._guarded(item, 'clone', item.pool.createXMLFrom, self._volume_xml(item, after), origin, 0)
+
+    def _do_import(self, item):
+        source = item.facts['source']
+        shell = dict(item.plan.after, format='raw', capacity=source['size'], backing=None)
+        item.vol = self._guarded(item, 'create', item.pool.createXML, self._volume_xml(item, shell), 0)
+        try:
+            self._guarded(item, 'import %s into' % item.spec.src, self._upload, item.vol, item.spec.src)
+            self._guarded(item, 'refresh the pool of', item.pool.refresh, 0)
+            item.vol = lookup_volume(item.pool, item.spec.name)
+            store_record(item.vol.path(), import_record(item.spec, source))
+        except BaseException:
+            try:
+                item.vol.delete(0)
+            except libvirt.libvirtError:
+                pass
+            raise
+
+    def _do_reimport(self, item):
+        self._do_delete(item)
+        self._do_import(item)
+
+    def _do_resize(self, item):
+        capacity = item.plan.after['capacity']
+        info = describe(item.vol.XMLDesc(0), item.spec.pool)
+        flags = libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if capacity < info['capacity'] else 0
+        self._guarded(item, 'resize', item.vol.resize, capacity, flags)
+
+    def _do_permissions(self, item):
+        wanted = item.spec.permissions
+        path = to_bytes(item.vol.path(), errors='surrogate_or_strict')
+        try:
+            if 'owner' in wanted or 'group' in wanted:
+                os.chown(path, wanted.get('owner', -1), wanted.get('group', -1))
+            if 'mode' in wanted:
+                os.chmod(path, int(wanted['mode'], 8))
+        except OSError as exc:
+            hint = ' (libvirt has no call to change them: the module changes the file, which must be on this host)' \
+                if exc.errno == errno.ENOENT else ''
+            raise ModuleFailure('%scannot set the permissions of %s: %s%s' % (
+                where(item.spec.label), item.spec.about, to_native(exc), hint), about=item.spec.about)
+
+    def _do_delete(self, item):
+        self._guarded(item, 'delete', item.vol.delete, 0)
+        item.vol = None
+
+    def _upload(self, vol, path):
+        """Stream the file into the volume, holes as holes (virStorageVolUpload with a sparse stream)."""
+        stream = self.conn.newStream(0)
+        fd = os.open(to_bytes(path, errors='surrogate_or_strict'), os.O_RDONLY)
+        try:
+            vol.upload(stream, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
+            try:
+                stream.sparseSendAll(_read_chunk, _in_data, _skip_hole, fd)
+                stream.finish()
+            except BaseException:
+                stream.abort()
+                raise
+        finally:
+            os.close(fd)
+
+    def _volume_xml(self, item, volume):
+        root = ET.Element('volume')
+        ET.SubElement(root, 'name').text = item.spec.name
+        ET.SubElement(root, 'capacity', unit='bytes').text = str(volume['capacity'])
+        allocation = item.spec.allocation if item.spec.allocation is not None else 0
+        ET.SubElement(root, 'allocation', unit='bytes').text = str(allocation)
+        target = ET.SubElement(root, 'target')
+        ET.SubElement(target, 'format', type=volume['format'])
+        if item.spec.permissions:
+            perms = ET.SubElement(target, 'permissions')
+            for key in ('mode', 'owner', 'group'):
+                if key in item.spec.permissions:
+                    ET.SubElement(perms, key).text = str(item.spec.permissions[key])
+        if volume.get('backing'):
+            backing = ET.SubElement(root, 'backingStore')
+            ET.SubElement(backing, 'path').text = volume['backing']['path']
+            ET.SubElement(backing, 'format', type=volume['backing']['format'])
+        return ET.tostring(root, encoding='unicode')
+
+    # --- reporting -----------------------------------------------------------------------------
+
+    def _report(self, item):
+        spec = item.spec
+        if self.result.check_mode:
+            after = item.plan.after
+        else:
+            vol = lookup_volume(item.pool, spec.name) if spec.state == 'present' else None
+            after = describe(vol.XMLDesc(0), spec.pool) if vol is not None else None
+            if after is not None and spec.src:
+                record = read_record(after['path'])
+                after['src'] = _shown(record)
+        before = item.actual
+        if before is not None and spec.src:
+            before = dict(before, src=_shown(item.facts.get('stored')))
+        volume = None
+        if after is not None:
+            volume = dict((key, after.get(key)) for key in ('name', 'pool', 'path', 'key', 'type', 'format',
+                                                            'capacity', 'allocation', 'backing', 'permissions'))
+        item.result.set(volume=volume, state=spec.state)
+        if item.result.diff_mode:
+            header = '%s/%s' % (spec.pool, spec.name)
+            item.result.add_diff(summary(before, spec), summary(after, spec), header, header)
+
+
+def _shown(record):
+    return source_shown(record.get('source')) if isinstance(record, dict) else None
+
+
+def _read_chunk(_stream, nbytes, fd):
+    return os.read(fd, nbytes)
+
+
+def _in_data(_stream, fd):
+    """(in data?, bytes until the section ends) from the current offset, by SEEK_DATA/SEEK_HOLE."""
+    here = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        data = os.lseek(fd, here, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left up to the end of the file
+            raise
+        end = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, here, os.SEEK_SET)
+        return (0, end - here)
+    if data > here:
+        os.lseek(fd, here, os.SEEK_SET)
+        return (0, data - here)
+    hole = os.lseek(fd, here, os.SEEK_HOLE)
+    os.lseek(fd, here, os.SEEK_SET)
+    return (1, hole - here)
+
+
+def _skip_hole(_stream, length, fd):
+    os.lseek(fd, length, os.SEEK_CUR)
+    return 0
+

@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) virtops.hypervisor contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: libvirt_volume
+short_description: Create, import, clone, grow and delete libvirt storage volumes, one or a batch
+version_added: 1.1.0
+description:
+  - Volumes are identified by O(pool) and O(name). O(state=present) creates a missing volume - empty
+    (O(capacity), O(format)), a thin qcow2 overlay on O(backing), a copy of an image file on the target
+    (O(src)) or a full copy of another volume (O(clone_from)) - and converges an existing one: its capacity
+    grows to O(capacity) (shrinking needs O(allow_shrink=true)) and its O(permissions) are set.
+  - O(state=absent) deletes the volume. A volume that a domain uses (any disk of an active or inactive
+    definition whose source is its path, or its pool and name) or that another volume uses as its backing
+    file is neither deleted, nor shrunk, nor imported again; the error names the domains and volumes.
+  - O(src) is imported with C(virStorageVolUpload) through a sparse stream, byte for byte (its format is kept;
+    holes stay holes); libvirt creates the volume's file with the pool's owner and mode. A fingerprint of the
+    source (size, mtime, inode, device, format and virtual size, as M(virtops.hypervisor.qemu_image) records it)
+    is stored with the volume as the extended attribute C(user.virtops.libvirt_volume). A rerun with an unchanged
+    source reads only that and the file's metadata, not the image. A source that changed since (or a volume
+    without that record) is imported again - the volume is deleted and imported anew, as M(virtops.hypervisor.qemu_image)
+    converts again - unless something uses the volume, which is refused. O(src) therefore needs a pool whose volumes
+    are files on the host the module runs on (V(dir), V(fs), V(netfs) pools over a local URI).
+  - O(clone_from) copies a volume once (C(virStorageVolCreateXMLFrom)); an existing volume is never cloned again.
+  - The format and the backing file of an existing volume are not changed in place; asking for another one is
+    refused (delete the volume and create it again).
+  - With O(volumes), every item is validated and planned before the first change (an item refused fails the
+    call with nothing changed); items may use volumes that earlier items create (an overlay on a base volume).
+  - Diff mode shows each volume before and after (format, capacity, backing file, the permissions asked for, and
+    the source file recorded for O(src)).
+author:
+  - virtops maintainers (@virtops)
+extends_documentation_fragment:
+  - virtops.hypervisor.attributes
+  - virtops.hypervisor.attributes.check_mode_full
+  - virtops.hypervisor.attributes.diff_mode_full
+  - virtops.hypervisor.attributes.platform_linux
+  - virtops.hypervisor.libvirt
+options:
+  pool:
+    description: Name of the storage pool (it must exist and be active). With O(volumes), the default pool of its items.
+    type: str
+  name:
+    description: Name of the volume (a file name in dir pools).
+    type: str
+  state:
+    description: V(present) creates or converges the volume, V(absent) deletes it. With O(volumes), the items' default.
+    type: str
+    choices: [present, absent]
+    default: present
+  capacity:
+    description:
+      - Virtual size, in bytes or with a suffix K, M, G, T, P or E (powers of 1024, as qemu-img reads them), such
+        as V(10G). libvirt makes qcow2 volumes in whole KiB (rounded up), raw volumes in bytes; sizes are compared
+        so.
+      - Needed to create an empty volume. With O(backing), O(src) or O(clone_from), the default is the size of the
+        backing volume or source; a larger capacity grows the new volume after the import or clone.
+      - An existing volume of a smaller capacity is grown; of a larger one is shrunk only with O(allow_shrink=true),
+        when nothing uses it and not below its allocation.
+    type: raw
+  format:
+    description:
+      - Format of a new volume. Default V(qcow2), the format of O(src) (which is imported as it is) or of the
+        volume O(clone_from) names (another format converts the copy).
+      - For an existing volume, another format than its own is refused.
+    type: str
+    choices: [qcow2, raw]
+  allocation:
+    description:
+      - Space to allocate when the volume is created, same syntax as O(capacity). Default V(0) (sparse; libvirt's own
+        default would allocate raw volumes in full). Not compared afterwards (a guest's writes change it).
+    type: raw
+  backing:
+    description:
+      - Create a thin qcow2 overlay on another volume (O(backing.volume), O(backing.pool)) or an image file
+        (O(backing.path), O(backing.format)).
+    type: dict
+    suboptions:
+      volume:
+        description: Name of the backing volume.
+        type: str
+      pool:
+        description: Its pool. Default O(pool).
+        type: str
+      path:
+        description: Absolute path of the backing image.
+        type: path
+      format:
+        description: Format of the image at O(backing.path). Default what qemu-img detects.
+        type: str
+  src:
+    description:
+      - Absolute path of an image file on the target to import (see the description). Its format is kept; an image
+        with a backing file is refused.
+    type: path
+  clone_from:
+    description: Create the volume as a full copy of another volume.
+    type: dict
+    suboptions:
+      volume:
+        description: Name of the volume to copy.
+        type: str
+      pool:
+        description: Its pool. Default O(pool).
+        type: str
+  permissions:
+    description:
+      - Owner, group and mode of the volume's file. Set when the volume is created, and on an existing one (libvirt
+        has no call for that: the module changes the file, on the host it runs on).
+      - Only the keys given are compared.
+    type: dict
+    suboptions:
+      mode:
+        description: Octal mode, such as V('0640') (quote it).
+        type: raw
+      owner:
+        description: User name or uid.
+        type: str
+      group:
+        description: Group name or gid.
+        type: str
+  allow_shrink:
+    description: Allow O(capacity) to shrink an existing volume (the data beyond it is lost). With O(volumes), the
+      items' default.
+    type: bool
+    default: false
+  volumes:
+    description:
+      - A batch of volumes, each with the options above (except O(uri) and O(volumes)); an option left out of an item
+        takes its top-level value, so O(pool) can be given once.
+    type: list
+    elements: dict
+notes:
+  - The test driver (C(test:///default)) creates, clones and deletes volumes, but cannot resize them.
+seealso:
+  - module: virtops.hypervisor.libvirt_volume_info
+  - module: virtops.hypervisor.qemu_image
+  - module: virtops.hypervisor.libvirt_domain
+"""
+
+EXAMPLES = r"""
+- name: A 20 GiB qcow2 disk
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    name: web1.qcow2
+    capacity: 20G
+
+- name: Import a cloud image, then give every guest a thin overlay on it
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    volumes:
+      - name: debian-12-base.qcow2
+        src: /srv/images/debian-12-genericcloud-amd64.qcow2
+        permissions: {mode: '0644'}
+      - name: web1.qcow2
+        backing: {volume: debian-12-base.qcow2}
+        capacity: 20G
+      - name: web2.qcow2
+        backing: {volume: debian-12-base.qcow2}
+        capacity: 20G
+
+- name: A full copy of a template in another pool
+  virtops.hypervisor.libvirt_volume:
+    pool: fast
+    name: db1.qcow2
+    clone_from: {pool: templates, volume: db-template.qcow2}
+
+- name: Grow a disk
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    name: web1.qcow2
+    capacity: 40G
+
+- name: Delete a disk (refused while a domain uses it)
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    name: old1.qcow2
+    state: absent
+"""
+
+RETURN = r"""
+pool:
+  description: The pool, as given.
+  returned: when O(volumes) is not used
+  type: str
+  sample: default
+name:
+  description: The volume, as given.
+  returned: when O(volumes) is not used
+  type: str
+  sample: web1.qcow2
+state:
+  description: The state asked for.
+  returned: when O(volumes) is not used
+  type: str
+  sample: present
+volume:
+  description:
+    - The volume afterwards (predicted in check mode, where C(key) and C(allocation) of a new volume are unknown);
+      null when it does not exist. The keys of M(virtops.hypervisor.libvirt_volume_info) without its users.
+  returned: when O(volumes) is not used
+  type: dict
+  sample: {name: web1.qcow2, pool: default, path: /var/lib/libvirt/images/web1.qcow2, format: qcow2,
+           capacity: 21474836480, allocation: 200704, backing: null, permissions: {mode: '0600', owner: 0, group: 0}}
+actions:
+  description:
+    - What was done, or would be in check mode, in order - V(create), V(import), V(clone), V(reimport), V(resize),
+      V(permissions), V(delete). Empty when nothing changed. An action is listed once libvirt carried it out.
+    - With O(volumes), the top-level list is empty and each item of RV(volumes) has its own.
+  returned: always
+  type: list
+  elements: str
+  sample: [create]
+differences:
+  description: What differed, as C(what: before -> after) lines. With O(volumes), in each item.
+  returned: always
+  type: list
+  elements: str
+  sample: ["capacity: 20 GiB -> 40 GiB"]
+reasons:
+  description: Each action with why or what, as C(action: detail).
+  returned: when something changed
+  type: list
+  elements: str
+  sample: ["resize: 20 GiB -> 40 GiB"]
+failed_object:
+  description: The volume a failure is about, such as C(volume 'web1.qcow2' in pool 'default').
+  returned: on failure
+  type: str
+  sample: volume 'web1.qcow2' in pool 'default'
+volumes:
+  description: One result per item of O(volumes), in order, with the keys above.
+  returned: when O(volumes) is used
+  type: list
+  elements: dict
+  sample: [{pool: default, name: web1.qcow2, state: present, changed: true, actions: [create], differences: []}]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import run_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_manager import converge_module
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import MODULE_OPTIONS
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=MODULE_OPTIONS,
+        mutually_exclusive=[('volumes', 'name'), ('src', 'clone_from', 'backing')],
+        required_one_of=[('name', 'volumes')],
+        supports_check_mode=True,
+    )
+    run_module(module, lambda result: converge_module(module, result))
+
+
+if __name__ == '__main__':
+    main()
