@@ -125,6 +125,53 @@ def lookup_domain(conn, name):
         raise
 
 
+def lookup_by_name(lookup, name, missing_code):
+    """lookup(name) (conn.storagePoolLookupByName, conn.networkLookupByName ...), or None when libvirt
+    answers missing_code (such as 'VIR_ERR_NO_STORAGE_POOL')."""
+    try:
+        return lookup(name)
+    except libvirt.libvirtError as exc:
+        if is_error(exc, missing_code):
+            return None
+        raise
+
+
+class ObjectReading(object):
+    """One read of a pool or network: what another run may change about it (``obj``, the handle, is not
+    compared). ``xml`` is the stored definition, the one the next start uses; ``live_xml`` the one it runs
+    on (``xml`` when it does not run). The test driver knows only the one definition."""
+
+    def __init__(self, obj, inactive_flag):
+        self.obj = obj
+        self.uuid = obj.UUIDString()
+        self.active = bool(obj.isActive())
+        self.persistent = bool(obj.isPersistent())
+        self.autostart = bool(obj.autostart()) if self.persistent else False
+        try:
+            self.xml = obj.XMLDesc(inactive_flag)
+        except libvirt.libvirtError as exc:
+            if not is_error(exc, 'VIR_ERR_INVALID_ARG', 'VIR_ERR_NO_SUPPORT'):
+                raise
+            self.xml = obj.XMLDesc(0)
+        self.live_xml = obj.XMLDesc(0) if self.active else self.xml
+
+    @property
+    def state(self):
+        return 'active' if self.active else 'inactive'
+
+    def _key(self):
+        return (self.uuid, self.active, self.persistent, self.autostart, self.xml, self.live_xml)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._key())
+
+
 class DomainReading(object):
     """One read of a domain: what another run may change about it.
 
