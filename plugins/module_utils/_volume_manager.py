@@ -166,8 +166,11 @@ class VolumeManager(object):
             result = self.result.item('volumes', pool=spec.pool, name=spec.name) if batch else self.result
             result.set(pool=spec.pool, name=spec.name)
             item = _Item(spec, result)
-            self._read(item)
-            item.plan = plan_volume(spec, item.actual, item.facts)
+            try:
+                self._read(item)
+                item.plan = plan_volume(spec, item.actual, item.facts)
+            except ModuleFailure as failure:
+                raise _naming_item(failure, spec)
             self.planned[(spec.pool, spec.name)] = self._predicted_after(item)
             items.append(item)
         for item in items:
@@ -394,6 +397,16 @@ class VolumeManager(object):
         if item.result.diff_mode:
             header = '%s/%s' % (spec.pool, spec.name)
             item.result.add_diff(summary(before, spec), summary(after, spec), header, header)
+
+
+def _naming_item(failure, spec):
+    """The failure with the item's label in front (a pool that does not exist is found by its first item)."""
+    if spec.label and not failure.msg.startswith(spec.label):
+        failure.msg = '%s: %s' % (spec.label, failure.msg)
+        failure.args = (failure.msg,)
+    if failure.about is None:
+        failure.about = spec.about
+    return failure
 
 
 def _shown(record):

@@ -47,7 +47,7 @@ class VolumeSpec(object):
         if not self.name or not self.pool:
             raise ModuleFailure('%sgive pool and name of the volume' % where(label))
         if '/' in self.name:
-            raise ModuleFailure("%sname '%s' contains '/': a volume name is a file name in its pool"
+            raise ModuleFailure("%s'%s' contains '/': a volume name is a file name in its pool"
                                 % (where(join(label, 'name')), self.name), about=self.about)
         self.state = item.get('state') or 'present'
         self.allow_shrink = bool(item.get('allow_shrink'))
@@ -63,7 +63,7 @@ class VolumeSpec(object):
         self.backing = self._backing(item.get('backing'))
         self.permissions = self._permissions(item.get('permissions'))
         if self.format and self.format not in FORMATS:
-            raise ModuleFailure("%sformat '%s' is not one of %s" % (where(join(label, 'format')), self.format,
+            raise ModuleFailure("%s'%s' is not one of %s" % (where(join(label, 'format')), self.format,
                                                                     ', '.join(FORMATS)), about=self.about)
         if self.backing and self.format not in (None, 'qcow2'):
             raise ModuleFailure('%sa volume with a backing volume is a qcow2 overlay, not %s'
@@ -83,7 +83,7 @@ class VolumeSpec(object):
         if not value:
             return None
         if not os.path.isabs(value):
-            raise ModuleFailure("%ssrc '%s' must be an absolute path on the target"
+            raise ModuleFailure("%s'%s' must be an absolute path on the target"
                                 % (where(join(self.label, 'src')), value), about=self.about)
         return os.path.normpath(value)
 
@@ -127,7 +127,7 @@ class VolumeSpec(object):
             # An unquoted YAML 0640 arrives as the number 416, as for ansible.builtin.file.
             text = '%o' % mode if isinstance(mode, int) and 0 <= mode <= 0o777 else to_text(mode)
             if not MODE_PATTERN.match(text):
-                raise ModuleFailure("%smode '%s' is not an octal mode such as '0640'" % (where(join(label, 'mode')), mode),
+                raise ModuleFailure("%s'%s' is not an octal mode such as '0640'" % (where(join(label, 'mode')), mode),
                                     about=self.about)
             wanted['mode'] = '%04o' % int(text, 8)
         for key, lookup in (('owner', lambda name: pwd.getpwnam(name).pw_uid),
@@ -142,8 +142,8 @@ class VolumeSpec(object):
             try:
                 wanted[key] = lookup(text)
             except KeyError:
-                raise ModuleFailure("%s%s '%s' does not exist on the target: create it first, or give a number"
-                                    % (where(join(label, key)), key, given), about=self.about)
+                raise ModuleFailure("%s'%s' does not exist on the target: create it first, or give a number"
+                                    % (where(join(label, key)), given), about=self.about)
         return wanted or None
 
 
