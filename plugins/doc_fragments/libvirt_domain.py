@@ -203,4 +203,43 @@ options:
       password:
         description: Console password; an empty string removes it. Never shown in results or diffs.
         type: str
+  clone_from:
+    description:
+      - Make the domain, when it does not exist, as a clone of another one. The clone gets the source's definition
+        with a new UUID, new MAC addresses, its own copy of each disk and its own NVRAM file; the structured options
+        of the same task (or item) apply on top. Mutually exclusive with O(xml) and O(disks).
+      - A clone is made once. When the domain O(name) exists, O(clone_from) is ignored (even if the source changed or
+        is gone) and the other options converge as usual.
+      - The source must be shut off (not running, paused or saved) when the call starts; otherwise the call fails
+        before anything changes.
+      - Each disk of the source becomes a volume C(<name>-<target>.<format>) in O(clone_from.pool)
+        (V(web2-vda.qcow2); the format is the source disk's, V(qcow2) for linked clones). Disks the source uses
+        read-only or shareable, CD-ROMs and floppies are shared, not copied.
+      - A disk must be a volume of an active storage pool (a file in a dir pool, a logical volume...); a file
+        or block device outside every pool, and network disks, are refused.
+      - The NVRAM file of a UEFI guest is copied to C(<name>_VARS.fd) next to the source's (libvirt's own
+        naming). This needs the module to run on the hypervisor (a URI without a host).
+      - A volume or NVRAM file the clone would create that already exists fails the call before anything changes.
+        When a step fails, what the clone had created is removed again.
+    type: dict
+    version_added: 1.1.0
+    suboptions:
+      name:
+        description: The domain to clone.
+        type: str
+        required: true
+      linked:
+        description:
+          - V(false) copies each disk into a standalone volume of the source disk's format (a qcow2 chain is
+            flattened).
+          - V(true) makes each disk a qcow2 overlay whose backing file is the source's disk, which is instant and
+            small, but the source's disks must never change afterwards (keep the source as a template, shut off);
+            while a linked clone runs, QEMU's image locking keeps the source from starting.
+        type: bool
+        default: false
+      pool:
+        description:
+          - Storage pool for the clone's volumes; of type V(dir), V(fs) or V(netfs) and active. Default the pool of
+            the source's first copied disk.
+        type: str
 """

@@ -136,7 +136,7 @@ class DomainManager(object):
                                  about=about.pop() if len(about) == 1 else None)
 
     def _plan_clones(self, specs):
-        """Plan every clone still to be made before the first change, so that one that cannot be made changes nothing."""
+        """Plan each clone still to be made before the first change: a clone that cannot be made changes nothing."""
         for spec in specs:
             if spec.clone_from and spec.state != 'absent' and read_domain(self.conn, spec.name) is None:
                 self._clone_plans[spec.name] = self.clones.plan(spec)

@@ -95,7 +95,8 @@ class DomainSpec(object):
                                     % (where(label), self.name))
         if self.options['disks'] is not None:
             raise dx.DomainXMLError('%sdisks cannot be given with clone_from: a clone gets copies of the disks of its '
-                                    'source; change its disks in a later task, once the clone exists' % where(self.label))
+                                    'source; change its disks in a later task, once the clone exists'
+                                    % where(self.label))
 
     def _validate_disk(self, label, disk):
         if disk.get('path') and disk.get('volume'):

@@ -52,11 +52,12 @@ options:
   domains:
     description:
       - Several domains at once. Each item takes the options of a single domain (O(name) or O(xml), the
-        structured options, O(state), O(autostart), O(shutdown_timeout), O(force), O(apply),
+        structured options, O(clone_from), O(state), O(autostart), O(shutdown_timeout), O(force), O(apply),
         O(remove_storage)).
       - O(state), O(autostart), O(shutdown_timeout), O(force), O(apply) and O(remove_storage) given at the top
         level are the defaults for items that do not set them.
-      - Mutually exclusive with O(name), O(xml) and the structured options at the top level.
+      - Mutually exclusive with O(name), O(xml), O(clone_from) and the structured options at the top level.
+      - Clones of all items are planned (sources, pools, volumes to create) before the first change.
     type: list
     elements: dict
     suboptions:
@@ -213,9 +214,26 @@ options:
           password:
             description: See O(graphics.password).
             type: str
+      clone_from:
+        description: See O(clone_from).
+        type: dict
+        version_added: 1.1.0
+        suboptions:
+          name:
+            description: See O(clone_from.name).
+            type: str
+            required: true
+          linked:
+            description: See O(clone_from.linked).
+            type: bool
+            default: false
+          pool:
+            description: See O(clone_from.pool).
+            type: str
 notes:
   - The test driver (C(test:///default)) works too; its domains live as long as the module process.
-  - Disks are not created; use M(virtops.hypervisor.qemu_image) or a storage pool for that.
+  - Disks are not created, except the copies a clone gets (O(clone_from)); use M(virtops.hypervisor.qemu_image) or a
+    storage pool for that.
 seealso:
   - module: virtops.hypervisor.libvirt_domain_info
   - name: libvirt domain XML format
@@ -261,6 +279,23 @@ EXAMPLES = r"""
     state: running
     domains: "{{ guests | map('combine', {'interfaces': [{'network': 'default'}]}) }}"
 
+- name: Three linked clones of a shut-off template, each with its own memory, running
+  virtops.hypervisor.libvirt_domain:
+    state: running
+    domains:
+      - {name: ci1, clone_from: {name: debian12-template, linked: true}, memory: 2048}
+      - {name: ci2, clone_from: {name: debian12-template, linked: true}, memory: 2048}
+      - {name: ci3, clone_from: {name: debian12-template, linked: true}, memory: 4096}
+
+- name: A full clone whose disks go into another pool
+  virtops.hypervisor.libvirt_domain:
+    name: web2
+    clone_from:
+      name: web1
+      pool: fast
+    interfaces:
+      - network: default
+
 - name: Remove a guest with its disks (disks other domains use are kept)
   virtops.hypervisor.libvirt_domain:
     name: old1
@@ -283,13 +318,53 @@ actions:
   description:
     - What was done (or would be done in check mode), in order. V(define), V(update), V(autostart),
       V(no_autostart), V(start), V(restore) (start from a saved state), V(resume), V(wakeup), V(pause),
-      V(shutdown), V(restart), V(destroy), V(save), V(undefine).
+      V(shutdown), V(restart), V(destroy), V(save), V(undefine), V(clone) (volumes and NVRAM created and the clone
+      defined, O(clone_from)).
     - An action is listed once it has been done; a call that failed lists only what it did before the failure.
     - With O(domains), the top-level list is empty and each item of RV(domains) has its own.
   returned: always
   type: list
   elements: str
   sample: [update, start]
+clone:
+  description:
+    - What the clone was made of (in check mode, what it would be made of). RV(clone.volumes) are the volumes
+      created for it, in the order of the source's disks; RV(clone.shared) the disk sources it shares with the source.
+  returned: when O(clone_from) made the domain
+  type: dict
+  version_added: 1.1.0
+  contains:
+    source:
+      description: The domain cloned.
+      type: str
+      sample: web1
+    linked:
+      description: Whether the volumes are overlays on the source's disks.
+      type: bool
+      sample: false
+    pool:
+      description: The pool of the new volumes; null when the source has no disk to copy.
+      type: str
+      sample: images
+    volumes:
+      description:
+        - One entry per copied disk, with the source disk, the new volume and, for linked clones, its backing file.
+      type: list
+      elements: dict
+      sample: [{target: vda, source: /var/lib/libvirt/images/web1.qcow2, pool: images, volume: web2-vda.qcow2,
+                path: /var/lib/libvirt/images/web2-vda.qcow2, format: qcow2, backing: null}]
+    nvram:
+      description:
+        - The source's NVRAM file and the clone's; C(copied) is false when the source has none yet (libvirt makes the
+          clone's from the firmware template at its first start). Null for guests without NVRAM.
+      type: dict
+      sample: {source: /var/lib/libvirt/qemu/nvram/web1_VARS.fd, path: /var/lib/libvirt/qemu/nvram/web2_VARS.fd,
+               copied: true}
+    shared:
+      description: Disk sources the clone uses as they are (CD-ROMs, read-only and shareable disks).
+      type: list
+      elements: str
+      sample: [/var/lib/libvirt/images/tools.iso]
 created:
   description: Whether the domain was defined by this call.
   returned: when the definition changed

@@ -333,7 +333,8 @@ def test_refused_definition_removes_the_volumes_it_made(conn, domain, source, na
     ({'name': 'x', 'clone_from': {'name': 'x'}}, "clone_from: name 'x' is the domain itself; name the domain to clone"),
     ({'domains': [{'name': 'a'}, {'name': 'x', 'clone_from': {'name': 'x'}}]},
      "domains[1].clone_from: name 'x' is the domain itself; name the domain to clone"),
-    ({'domains': [{'name': 'a'}], 'clone_from': {'name': 'x'}}, 'parameters are mutually exclusive: domains|clone_from'),
+    ({'domains': [{'name': 'a'}], 'clone_from': {'name': 'x'}},
+     'parameters are mutually exclusive: domains|clone_from'),
 ])
 def test_bad_clone_input_is_refused_with_its_name(domain, args, message):
     result = domain(args)
