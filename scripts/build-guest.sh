@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build a tiny bootable Linux guest for libvirt tests: Debian 12's cloud kernel plus an
 # initramfs holding only busybox (static), the kernel modules the guest needs and an /init.
-# No disk, no network, no root filesystem: the guest lives in its initramfs.
+# No disk, no root filesystem: the guest lives in its initramfs. A virtio NIC works; the guest
+# configures it only when asked (virtops.dhcp, below).
 #
 # Usage: scripts/build-guest.sh [OUTDIR]      (root; default OUTDIR /var/lib/libvirt/images/virtops-guest)
 #   Writes OUTDIR/vmlinuz and OUTDIR/initrd.img (0644, OUTDIR 0755) and OUTDIR/.hash.
@@ -30,19 +31,23 @@
 #   - kernel command line virtops.ignore_acpi=1: the power button is ignored (only
 #     `virsh destroy` stops the guest), for tests of shutdown timeouts
 #   A power button press before "ready" is lost.
+#   - kernel command line virtops.dhcp: busybox udhcpc asks for an address on eth0 (a virtio NIC)
+#     in the background, after "ready", and prints "virtops-guest: ip 10.77.0.10/24" once it has one
+#     ("virtops-guest: dhcp failed" after ~30 s without an answer). Without it eth0 stays down.
 set -euo pipefail
 umask 022
 
 readonly KERNEL_META=linux-image-cloud-amd64
 readonly BUSYBOX_PKG=busybox-static
-# Kernel options the guest cannot do without (must be built in).
+# Kernel options the guest cannot do without (must be built in; PACKET: udhcpc's raw socket).
 readonly NEED_BUILTIN=(BLK_DEV_INITRD RD_GZIP DEVTMPFS PROC_FS SYSFS TMPFS BINFMT_SCRIPT
-    SERIAL_8250 SERIAL_8250_CONSOLE ACPI INPUT)
+    SERIAL_8250 SERIAL_8250_CONSOLE ACPI INPUT PACKET INET)
 # OPTION:module for what may be a module: built in (y) -> nothing to do, m -> the module (and
 # what it depends on) goes into the initramfs and is loaded by /init.
 # ACPI_BUTTON turns the ACPI power button into an input device, INPUT_EVDEV gives it a
-# /dev/input/event* node for acpid.
-readonly NEED_MODULE=(ACPI_BUTTON:button INPUT_EVDEV:evdev)
+# /dev/input/event* node for acpid. VIRTIO_PCI is the transport virtio_net's NIC sits on (not a
+# module dependency of virtio_net, so named here); virtio_net brings failover and net_failover.
+readonly NEED_MODULE=(ACPI_BUTTON:button INPUT_EVDEV:evdev VIRTIO_PCI:virtio_pci VIRTIO_NET:virtio_net)
 
 step() { printf '%s\n' "build-guest: $*" >&2; }
 die() { printf '%s\n' "build-guest: ERROR: $*" >&2; exit 1; }
@@ -263,6 +268,23 @@ exec poweroff -f
 EOF
 chmod 0755 "${root}/etc/acpi/PWRF/00000080"
 
+# udhcpc runs this with $1 = deconfig | bound | renew | leasefail | nak and the lease in the
+# environment ($ip, $mask as a prefix length, $router).
+cat >"${root}/etc/udhcpc.script" <<'EOF'
+#!/bin/sh
+case $1 in
+    deconfig) ip addr flush dev "${interface}" ;;
+    bound | renew)
+        ip addr flush dev "${interface}"
+        ip addr add "${ip}/${mask}" dev "${interface}"
+        [ -z "${router}" ] || ip route add default via "${router%% *}" dev "${interface}"
+        echo "virtops-guest: ip ${ip}/${mask}" >/dev/console
+        ;;
+esac
+exit 0
+EOF
+chmod 0755 "${root}/etc/udhcpc.script"
+
 cat >"${root}/init" <<'EOF'
 #!/bin/sh
 # virtops-guest /init (PID 1), written by scripts/build-guest.sh
@@ -275,9 +297,11 @@ exec </dev/console >/dev/console 2>&1
 say() { echo "virtops-guest: $*"; }
 
 ignore_acpi=0
+dhcp=0
 for arg in $(cat /proc/cmdline); do
     case ${arg} in
         virtops.ignore_acpi=1) ignore_acpi=1 ;;
+        virtops.dhcp) dhcp=1 ;;
     esac
 done
 
@@ -315,6 +339,19 @@ else
 fi
 
 say ready
+if [ "${dhcp}" = 1 ]; then
+    # The NIC appears once virtio_net has probed it; then ask for an address in the background.
+    (
+        i=0
+        while [ ! -e /sys/class/net/eth0 ] && [ "${i}" -lt 100 ]; do
+            usleep 50000
+            i=$((i + 1))
+        done
+        ip link set eth0 up &&
+            udhcpc -i eth0 -s /etc/udhcpc.script -q -n -t 15 -T 2 >/dev/null 2>&1 ||
+            say "dhcp failed"
+    ) &
+fi
 # PID 1 must not exit (kernel panic); the shell also reaps orphans while waiting.
 while :; do
     sleep 3600
