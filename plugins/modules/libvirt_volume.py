@@ -13,7 +13,7 @@ version_added: 1.1.0
 description:
   - Volumes are identified by O(pool) and O(name). O(state=present) creates a missing volume - empty
     (O(capacity), O(format)), a thin qcow2 overlay on O(backing), a copy of an image file on the target
-    (O(src)) or a full copy of another volume (O(clone_from)) - and converges an existing one: its capacity
+    (O(src)) or a full copy of another volume (O(clone_from)) - and converges an existing one; its capacity
     grows to O(capacity) (shrinking needs O(allow_shrink=true)) and its O(permissions) are set.
   - O(state=absent) deletes the volume. A volume that a domain uses (any disk of an active or inactive
     definition whose source is its path, or its pool and name) or that another volume uses as its backing
@@ -111,7 +111,7 @@ options:
   permissions:
     description:
       - Owner, group and mode of the volume's file. Set when the volume is created, and on an existing one (libvirt
-        has no call for that: the module changes the file, on the host it runs on).
+        has no call for that, so the module changes the file, on the host it runs on).
       - Only the keys given are compared.
     type: dict
     suboptions:
@@ -135,6 +135,72 @@ options:
         takes its top-level value, so O(pool) can be given once.
     type: list
     elements: dict
+    suboptions:
+      pool:
+        description: See O(pool).
+        type: str
+      name:
+        description: See O(name).
+        type: str
+      state:
+        description: See O(state).
+        type: str
+        choices: [present, absent]
+      capacity:
+        description: See O(capacity).
+        type: raw
+      format:
+        description: See O(format).
+        type: str
+        choices: [qcow2, raw]
+      allocation:
+        description: See O(allocation).
+        type: raw
+      backing:
+        description: See O(backing).
+        type: dict
+        suboptions:
+          volume:
+            description: See O(backing.volume).
+            type: str
+          pool:
+            description: See O(backing.pool).
+            type: str
+          path:
+            description: See O(backing.path).
+            type: path
+          format:
+            description: See O(backing.format).
+            type: str
+      src:
+        description: See O(src).
+        type: path
+      clone_from:
+        description: See O(clone_from).
+        type: dict
+        suboptions:
+          volume:
+            description: See O(clone_from.volume).
+            type: str
+          pool:
+            description: See O(clone_from.pool).
+            type: str
+      permissions:
+        description: See O(permissions).
+        type: dict
+        suboptions:
+          mode:
+            description: See O(permissions.mode).
+            type: raw
+          owner:
+            description: See O(permissions.owner).
+            type: str
+          group:
+            description: See O(permissions.group).
+            type: str
+      allow_shrink:
+        description: See O(allow_shrink).
+        type: bool
 notes:
   - The test driver (C(test:///default)) creates, clones and deletes volumes, but cannot resize them.
 seealso:
@@ -217,13 +283,13 @@ actions:
   elements: str
   sample: [create]
 differences:
-  description: What differed, as C(what: before -> after) lines. With O(volumes), in each item.
+  description: What differed, one line each (what, a colon, before -> after). With O(volumes), in each item.
   returned: always
   type: list
   elements: str
   sample: ["capacity: 20 GiB -> 40 GiB"]
 reasons:
-  description: Each action with why or what, as C(action: detail).
+  description: Each action with why or what, the action's name, a colon and the detail.
   returned: when something changed
   type: list
   elements: str
