@@ -159,18 +159,19 @@ class PoolManager(object):
         if stopping:
             self._refuse_when_used(plan, 'restart' if restarting else 'stop')
             plan.step('destroy', self._destroy, spec)
-        self._plan_storage(plan, probe_all=not active or stopping)
+        self._plan_storage(plan, running=active and not stopping)
         if spec.state == 'active' and (stopping or not active):
             plan.step('start', self._start, spec)
         plan.state = spec.state if spec.state != 'present' else (reading.state if reading is not None else 'inactive')
         if plan.state == 'active' and active and not restarting:
             plan.restart_reasons = restart_reasons
 
-    def _plan_storage(self, plan, probe_all):
-        """Build what the storage lacks; a running pool's storage is there (only a dir's permissions are read)."""
-        if not probe_all and plan.settings['type'] != 'dir':
+    def _plan_storage(self, plan, running):
+        """Build what the storage lacks; a running pool's storage is there (only a dir pool's is read: its
+        permissions, and a new target that waits for a restart)."""
+        if running and plan.settings['type'] != 'dir':
             return
-        storage = ps.plan_storage(plan.settings, plan.spec.name, self.storage, plan.spec.about)
+        storage = ps.plan_storage(plan.settings, plan.spec.name, self.storage, plan.spec.about, running)
         for line in storage.reasons:
             plan.differ(line)
         for step in storage.steps:
@@ -197,7 +198,8 @@ class PoolManager(object):
         if reading.active:
             self._refuse_when_used(plan, 'remove')
         settings = px.describe(px.parse(reading.xml))
-        volumes = self._volumes(settings, reading) if spec.delete else []
+        removes_volumes = spec.delete and settings['type'] in DELETE_REMOVES_VOLUMES
+        volumes = self._volumes(settings, reading) if removes_volumes else []
         if volumes and not spec.force:
             raise ModuleFailure("%spool '%s' still has volumes (%s): delete: true would destroy them. Delete the "
                                 "volumes first, or set force: true to delete them with the pool"
@@ -273,8 +275,8 @@ class PoolManager(object):
         if result.diff_mode:
             before = px.describe(px.parse(reading.xml)) if reading is not None else None
             result.add_diff(px.summary_text(before, reading.state if reading else None,
-                                            reading.autostart if reading else False),
-                            px.summary_text(settings, state, autostart), spec.name)
+                                            reading.autostart if reading else False, spec.wanted),
+                            px.summary_text(settings, state, autostart, spec.wanted), spec.name)
 
     def _pool(self, spec):
         pool = lookup_pool(self.conn, spec.name)

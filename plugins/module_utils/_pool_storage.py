@@ -129,8 +129,10 @@ class BuildPlan(object):
         self.reasons.append(reason)
 
 
-def plan_storage(settings, pool_name, storage, about):
-    """The BuildPlan of a pool that is not running, from its full settings (describe() of the definition).
+def plan_storage(settings, pool_name, storage, about, running=False):
+    """The BuildPlan of a pool from its full settings (describe() of the definition). libvirt builds only a
+    pool that does not run: for a running one (a new target that waits for a restart) the module makes the
+    directory itself.
 
     Raises StorageRefused when the storage holds something else; types other than dir, fs, logical and
     netfs are never built (libvirt_pool leaves their storage to whoever provides it).
@@ -138,7 +140,7 @@ def plan_storage(settings, pool_name, storage, about):
     plan = BuildPlan()
     pool_type = settings['type']
     if pool_type in ('dir', 'netfs'):
-        _plan_directory(settings, storage, about, plan, with_permissions=pool_type == 'dir')
+        _plan_directory(settings, storage, about, plan, pool_type == 'dir', running)
     elif pool_type == 'fs':
         _plan_fs(settings, storage, about, plan)
     elif pool_type == 'logical':
@@ -146,11 +148,12 @@ def plan_storage(settings, pool_name, storage, about):
     return plan
 
 
-def _plan_directory(settings, storage, about, plan, with_permissions):
+def _plan_directory(settings, storage, about, plan, with_permissions, running):
     path = settings['target']
     info = storage.directory(path)
     if info is None:
-        plan.add(BUILD, 'target: %s does not exist (build creates it)' % path)
+        plan.add(MKDIR if running else BUILD, 'target: %s does not exist (%s creates it)'
+                 % (path, 'the module' if running else 'build'))
         return
     if not stat.S_ISDIR(info.st_mode):
         raise StorageRefused('%s: target %s exists and is not a directory; move it away or choose another target'

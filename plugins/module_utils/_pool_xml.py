@@ -105,13 +105,13 @@ def wanted_of(root):
     return prune(asked)
 
 
-def prune(settings):
-    """settings without the keys that were not asked for (None, empty) and without name and uuid."""
+def prune(settings, drop=('name', 'uuid')):
+    """settings without the keys that were not asked for (None, empty) and without the pool's name and uuid."""
     found = {}
     for key, value in settings.items():
-        if key in ('name', 'uuid') or value in (None, {}, []):
+        if key in drop or value in (None, {}, []):
             continue
-        found[key] = prune(value) if isinstance(value, dict) else value
+        found[key] = prune(value, ()) if isinstance(value, dict) else value
     return found
 
 
@@ -202,18 +202,17 @@ def to_text(root):
     return ET.tostring(root, encoding='unicode')
 
 
-def summary_text(described, state, autostart):
-    """A pool as diff lines: run state, autostart and the compared settings, one per line."""
+def summary_text(described, state, autostart, asked):
+    """A pool as diff lines: run state, autostart, type and the settings that were asked for (libvirt fills in
+    others, such as the permissions it reads at start, that a check run cannot know), one per line."""
     if described is None:
         return ''
     lines = ['state: %s' % state, 'autostart: %s' % ('true' if autostart else 'false'),
              'type: %s' % described['type']]
-    if described.get('target'):
-        lines.append('target: %s' % described['target'])
-    for key in PERMISSION_KEYS:
-        if key in described['permissions']:
-            lines.append('permissions.%s: %s' % (key, described['permissions'][key]))
-    for key in SOURCE_KEYS + ('other',):
-        if key in described['source']:
-            lines.append('source.%s: %s' % (key, _shown(described['source'][key])))
+    if 'target' in asked:
+        lines.append('target: %s' % described.get('target'))
+    for group, keys in (('permissions', PERMISSION_KEYS), ('source', SOURCE_KEYS + ('other',))):
+        for key in keys:
+            if key in asked.get(group, {}):
+                lines.append('%s.%s: %s' % (group, key, _shown(described[group].get(key))))
     return '\n'.join(lines) + '\n'
