@@ -30,6 +30,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
 
 FILE_POOL_TYPES = ('dir', 'fs', 'netfs')
 NVRAM_FILE = '%s_VARS.fd'  # libvirt's own name for a domain's NVRAM file
+ACTIVE_STATE_WORDS = {'shutdown': 'shutting down', 'pmsuspended': 'suspended by its guest (pmsuspended)'}
 
 
 # --- describe (pure) -------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ class ClonePlanner(object):
             raise failure("domain '%s' to clone does not exist at %s" % (name, self.uri))
         if source.active:
             raise failure("domain '%s' to clone is %s; shut it down first: its disks must not change while they are "
-                          "copied" % (name, source.state))
+                          "copied" % (name, ACTIVE_STATE_WORDS.get(source.state, source.state)))
         if source.managed_save:
             raise failure("domain '%s' to clone has a saved state (managed save) that its disks belong to; start it "
                           "and shut it down first, or remove the saved state (virsh managedsave-remove %s)"

@@ -166,7 +166,7 @@ def test_linked_clone_is_an_overlay_that_boots(source, clones):
 
 
 def test_a_clone_is_made_once_and_a_running_source_is_refused(source, clones, pool):
-    options, _ = source
+    options = source[0]
     name = clones('once')
     args = {'name': name, 'serial_log': serial_log(name), 'clone_from': {'name': options['name']}}
     assert run_module('libvirt_domain', args)['changed'] is True
