@@ -231,3 +231,47 @@ def test_info_reports_every_pool_and_the_missing_names(lvhost, name, scratch):
     (found,) = facts['pools']
     assert (found['state'], found['persistent'], found['autostart'], found['volumes']) == ('inactive', True, False, [])
     assert json.loads(json.dumps(found))['target'] == scratch
+
+
+GUEST_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type><kernel>{guest}/vmlinuz</kernel><initrd>{guest}/initrd.img</initrd>
+    <cmdline>console=ttyS0</cmdline></os>
+  <devices>
+    <disk type='volume' device='disk'><driver name='qemu' type='raw'/>
+      <source pool='{pool}' volume='data.img'/><target dev='vda' bus='virtio'/></disk>
+  </devices>
+</domain>
+"""
+
+
+@pytest.fixture
+def guest(lvhost, name):
+    domain = name + '-guest'
+    yield domain
+    lvhost.sh('virsh destroy {0} >/dev/null 2>&1 || true; virsh undefine {0} >/dev/null 2>&1 || true'.format(domain),
+              check=False)
+
+
+def test_stopping_a_pool_that_a_running_domain_uses_is_refused_unless_forced(lvhost, name, scratch, guest):
+    args = {'name': name, 'type': 'dir', 'target': scratch + '/a'}
+    lvhost.run_module('libvirt_pool', args)
+    lvhost.virsh('vol-create-as', name, 'data.img', '4M')
+    lvhost.sh("cat > /var/tmp/{0}.xml <<'XML'\n{1}XML\nvirsh define /var/tmp/{0}.xml >/dev/null && virsh start {0}"
+              .format(guest, GUEST_XML.format(name=guest, guest=lvhost.guest_dir, pool=name)))
+    moved = dict(args, target=scratch + '/b', apply='restart')
+    for check in (True, False):
+        refused = lvhost.run_module('libvirt_pool', moved, check=check)
+        assert_refused(refused, "cannot restart pool '%s': running domains use its volumes (%s)" % (name, guest))
+        assert refused['domains'] == [guest]
+    assert scratch + '/a' in lvhost.virsh('pool-dumpxml', '--inactive', name)
+    stop = lvhost.run_module('libvirt_pool', dict(args, state='inactive'))
+    assert_refused(stop, "cannot stop pool '%s'" % name)
+    assert virsh_state(lvhost, name)[0] == 'running'
+
+    _, forced, _, _ = lvhost.four_ways('libvirt_pool', dict(moved, force=True))
+    assert forced['actions'] == ['define', 'destroy', 'build', 'start']
+    assert scratch + '/b' in lvhost.virsh('pool-dumpxml', name)
+    assert lvhost.virsh('domstate', guest) == 'running'
