@@ -23,13 +23,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 import xml.etree.ElementTree as ET
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    LibvirtFailure, error_text, is_error, libvirt, require_libvirt, with_connection)
+    LibvirtFailure, error_text, is_error, libvirt, require_libvirt, retry_on_conflict, with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
     describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
@@ -37,6 +38,17 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options
 
 XATTR = 'user.virtops.libvirt_volume'
 FILE_POOLS = ('dir', 'fs', 'netfs')
+# How long to wait for a volume that another run is still creating (libvirt refuses to act on it meanwhile).
+BUILD_WAIT = 120
+_STALE = object()
+
+
+class _Building(Exception):
+    """libvirt refused an action because another run is still creating the volume."""
+
+    def __init__(self, msg):
+        super(_Building, self).__init__(msg)
+        self.msg = msg
 
 
 def converge_module(module, result):
@@ -58,10 +70,9 @@ def volume_info(module, conn):
         if not pool.isActive():
             inactive.append(pool_name)
             continue
-        for vol in pool.listAllVolumes(0):
-            if names and vol.name() not in names:
+        for info in readable_volumes(pool):
+            if names and info['name'] not in names:
                 continue
-            info = describe(vol.XMLDesc(0), pool_name)
             info['domains'] = domains_using(inventory.domain_xmls(), info)
             info['overlays'] = volumes_backed_by(inventory.volumes(), info)
             volumes.append(info)
@@ -92,6 +103,34 @@ def lookup_volume(pool, name):
         raise
 
 
+def read_volume(pool, name, pool_name, wait=BUILD_WAIT):
+    """(handle, describe() dict) of the volume, or (None, None). A volume another run is still creating is
+    listed before its file exists (its XML then fails with "no storage vol"): wait for it, up to wait seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        vol = lookup_volume(pool, name)
+        if vol is None:
+            return None, None
+        try:
+            return vol, describe(vol.XMLDesc(0), pool_name)
+        except libvirt.libvirtError as exc:
+            if not is_error(exc, 'VIR_ERR_NO_STORAGE_VOL') or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def readable_volumes(pool):
+    """describe() of every volume of an active pool, except those being created or deleted as they are read."""
+    found = []
+    for vol in pool.listAllVolumes(0):
+        try:
+            found.append(describe(vol.XMLDesc(0), pool.name()))
+        except libvirt.libvirtError as exc:
+            if not is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
+                raise
+    return found
+
+
 class Inventory(object):
     """Domains and volumes of the host, read once (to find who uses a volume)."""
 
@@ -114,8 +153,7 @@ class Inventory(object):
         if self._volumes is None:
             self._volumes = []
             for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-                for vol in pool.listAllVolumes(0):
-                    self._volumes.append(describe(vol.XMLDesc(0), pool.name()))
+                self._volumes.extend(readable_volumes(pool))
         return self._volumes
 
 
@@ -190,8 +228,7 @@ class VolumeManager(object):
         spec = item.spec
         item.pool, pool_facts = self._pool(spec.pool)
         item.facts['pool'] = pool_facts
-        item.vol = lookup_volume(item.pool, spec.name)
-        item.actual = describe(item.vol.XMLDesc(0), spec.pool) if item.vol is not None else None
+        item.vol, item.actual = read_volume(item.pool, spec.name, spec.pool)
         if spec.state == 'absent' or item.actual is not None and (spec.src or spec.capacity is not None):
             item.facts['users'] = self._users(item.actual) if item.actual is not None else {}
         if spec.state == 'absent':
@@ -240,9 +277,9 @@ class VolumeManager(object):
         if wanted in self.planned and self.planned[wanted] is not None:
             return self.planned[wanted]
         if wanted not in self.planned:
-            vol = lookup_volume(self._pool(ref['pool'])[0], ref['volume'])
-            if vol is not None:
-                return describe(vol.XMLDesc(0), ref['pool'])
+            found = read_volume(self._pool(ref['pool'])[0], ref['volume'], ref['pool'])[1]
+            if found is not None:
+                return found
         raise ModuleFailure("%svolume '%s' in pool '%s' does not exist" % (where('%s.%s' % (spec.label, key)
                                                                                    if spec.label else key),
                                                                              ref['volume'], ref['pool']),
@@ -273,19 +310,46 @@ class VolumeManager(object):
     # --- acting --------------------------------------------------------------------------------
 
     def _act(self, item):
-        for action, reason in item.plan.actions:
-            item.result.perform(action, getattr(self, '_do_' + action), item)
+        """Carry out the item's plan. When an action fails because another run changed the volume since it was
+        read (created, resized or deleted it), read it again, plan again and do what still differs; while another
+        run is still creating it (libvirt refuses every action on it then), wait for that first."""
+        done = []
+
+        def attempt(seen):
+            if seen != item.actual:
+                item.facts = {}
+                self._read(item)
+                item.plan = plan_volume(item.spec, item.actual, item.facts)
+            for action, reason in item.plan.actions:
+                item.result.perform(action, getattr(self, '_do_' + action), item)
+                done.append('%s: %s' % (action, reason))
+        deadline = time.monotonic() + BUILD_WAIT
+        seen = item.actual
+        while True:
+            try:
+                retry_on_conflict(lambda: self._reading(item), attempt, seen=seen)
+                break
+            except _Building as building:
+                if time.monotonic() > deadline:
+                    raise LibvirtFailure(building.msg, about=item.spec.about)
+                time.sleep(0.2)
+                seen, item.actual = self._reading(item), _STALE
         for line in item.plan.differences:
             item.result.differ(line)
-        if item.plan.actions:
-            item.result.set(reasons=['%s: %s' % pair for pair in item.plan.actions])
+        if done:
+            item.result.set(reasons=done)
+
+    def _reading(self, item):
+        return read_volume(item.pool, item.spec.name, item.spec.pool)[1]
 
     def _guarded(self, item, what, call, *args):
         try:
             return call(*args)
         except libvirt.libvirtError as exc:
-            raise LibvirtFailure('%scannot %s %s: %s' % (where(item.spec.label), what, item.spec.about,
-                                                          error_text(exc)), about=item.spec.about)
+            message = '%scannot %s %s: %s' % (where(item.spec.label), what, item.spec.about, error_text(exc))
+            if 'still being allocated' in error_text(exc):
+                raise _Building(message)
+            raise LibvirtFailure(message, about=item.spec.about)
 
     def _do_create(self, item):
         item.vol = self._guarded(item, 'create', item.pool.createXML, self._volume_xml(item, item.plan.after), 0)
@@ -381,8 +445,7 @@ class VolumeManager(object):
         if self.result.check_mode:
             after = item.plan.after
         else:
-            vol = lookup_volume(item.pool, spec.name) if spec.state == 'present' else None
-            after = describe(vol.XMLDesc(0), spec.pool) if vol is not None else None
+            after = read_volume(item.pool, spec.name, spec.pool)[1] if spec.state == 'present' else None
             if after is not None and spec.src:
                 record = read_record(after['path'])
                 after['src'] = _shown(record)

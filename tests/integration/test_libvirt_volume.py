@@ -10,6 +10,8 @@ virsh vol-* and qemu-img info.
 
 from __future__ import annotations
 
+import concurrent.futures
+import grp
 import json
 import os
 import shutil
@@ -251,3 +253,35 @@ def test_a_bad_item_in_a_batch_changes_nothing(pools, clean):
 
 def conn_volumes(pool):
     return [line.split()[0] for line in virsh('vol-list', '--pool', pool).splitlines()[2:] if line.strip()]
+
+
+def test_permissions_of_an_existing_volume_are_set(pools, clean):
+    pool, name = pools['a'], PREFIX + 'perms.raw'
+    volume({'pool': pool, 'name': name, 'capacity': '4M', 'format': 'raw'})
+    runs = four_ways({'pool': pool, 'name': name, 'permissions': {'mode': '0640', 'group': 'libvirt-qemu'}})
+    assert runs[1]['actions'] == ['permissions']
+    st = os.stat(vol_path(pool, name))
+    assert oct(st.st_mode & 0o777) == '0o640' and grp.getgrgid(st.st_gid).gr_name == 'libvirt-qemu'
+    assert runs[1]['diff']['after']['permissions'] == {'group': st.st_gid, 'mode': '0640'}
+
+
+def test_an_overlay_on_an_image_file_outside_the_pools(pools, clean, files):
+    base = os.path.join(files, 'base.raw')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', base, '12M'], check=True)
+    pool, name = pools['b'], PREFIX + 'on-file.qcow2'
+    four_ways({'pool': pool, 'name': name, 'backing': {'path': base, 'format': 'raw'}})
+    chain = qemu_info(vol_path(pool, name), chain=True)
+    assert (chain[0]['backing-filename'], chain[0]['backing-filename-format']) == (base, 'raw')
+    assert chain[0]['virtual-size'] == 12 * MIB
+
+
+def test_two_runs_of_the_same_batch_at_once_both_succeed_and_create_each_volume_once(pools, clean):
+    names = [PREFIX + 'race%d.qcow2' % index for index in range(6)]
+    args = {'pool': pools['a'], 'volumes': [{'name': name, 'capacity': '4M'} for name in names]}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _index: volume(args), range(2)))
+    assert not any(result.get('failed') for result in results), results
+    for index, name in enumerate(names):
+        creates = sum(result['volumes'][index]['actions'].count('create') for result in results)
+        assert creates == 1, (name, results)
+    assert sorted(conn_volumes(pools['a'])) == sorted(names)

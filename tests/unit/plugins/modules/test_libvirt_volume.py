@@ -17,6 +17,9 @@ import pytest
 
 from virtops_unitlib import patch_module_args
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_manager import VolumeManager
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_volume, libvirt_volume_info
 
 URI = 'test:///default'
@@ -122,3 +125,25 @@ def test_a_format_change_of_an_existing_volume_is_refused(conn, name, capsys):
     refused = run(libvirt_volume, {'pool': POOL, 'name': name, 'format': 'qcow2'}, capsys)
     assert refused['failed'] and 'does not convert a volume in place' in refused['msg']
     assert refused['failed_object'] == "volume '%s' in pool '%s'" % (name, POOL)
+
+
+class _RacedManager(VolumeManager):
+    """Another run creates the volume after this run read it and before it acts."""
+
+    def _act(self, item):
+        self.conn.storagePoolLookupByName(POOL).createXML(
+            "<volume><name>%s</name><capacity>1048576</capacity><target><format type='qcow2'/></target></volume>"
+            % item.spec.name, 0)
+        super(_RacedManager, self)._act(item)
+
+
+def test_a_volume_another_run_creates_meanwhile_is_read_again_and_left_alone(conn, name):
+    params = {'uri': URI, 'pool': POOL, 'name': name, 'capacity': '1M', 'state': 'present', 'allow_shrink': False}
+    for key in ('format', 'allocation', 'backing', 'src', 'clone_from', 'permissions', 'volumes'):
+        params[key] = None
+    module = type('Module', (), {'params': params, 'check_mode': False})()
+    result = Result(check_mode=False, diff_mode=True)
+    _RacedManager(conn, module, result).converge(*build_specs(params))
+    report = result.as_dict()
+    assert not report['changed'] and report['actions'] == [], report
+    assert report['volume']['capacity'] == 1 << 20
