@@ -27,7 +27,7 @@ description:
   - A change to the definition of a running pool takes effect when it next starts; the module reports
     RV(restart_required) and restarts it with O(apply=restart).
   - O(pools) converges several pools in one call. Every item is validated, read and planned before the first
-    change: an item that is refused fails the call with nothing changed.
+    change; an item that is refused fails the call with nothing changed.
 author:
   - virtops maintainers (@virtops)
 extends_documentation_fragment:
@@ -56,7 +56,7 @@ options:
     choices: [dir, fs, logical, netfs]
   target:
     description:
-      - Absolute path: the directory of a V(dir) pool, the mount point of V(fs) and V(netfs) pools. A V(logical)
+      - Absolute path, the directory of a V(dir) pool, the mount point of V(fs) and V(netfs) pools. A V(logical)
         pool's is C(/dev/<volume group>) (libvirt's default when left out).
     type: path
   source:
@@ -105,9 +105,9 @@ options:
       - V(inactive) does the same but leaves the pool stopped (stopping it if it runs).
       - V(present) defines and builds, and leaves the run state as it is (a new pool stays stopped).
       - V(absent) stops and undefines the pool; the storage stays unless O(delete=true).
+      - Default V(active).
     type: str
     choices: [present, active, inactive, absent]
-    default: active
   autostart:
     description: Start the pool when libvirtd starts. Left as it is when not given (a new pool has it off).
     type: bool
@@ -119,22 +119,22 @@ options:
         on the share stay.
       - A V(dir) or V(logical) pool that still holds volumes is refused (the task fails, nothing changes, the
         volumes are named in the message and RV(volumes)) unless O(force=true), which deletes the volumes first.
+      - Default V(false).
     type: bool
-    default: false
   force:
     description:
       - With O(delete=true), delete the pool's volumes, then the pool.
       - Stop or restart a pool that running domains use (otherwise refused, naming the domains).
+      - Default V(false).
     type: bool
-    default: false
   apply:
     description:
       - How a changed definition of a running pool takes effect. V(next_start) leaves it running on the old one
         (RV(restart_required) is true); V(restart) stops and starts it (refused while running domains use its
         volumes, unless O(force=true)).
+      - Default V(next_start).
     type: str
     choices: [next_start, restart]
-    default: next_start
   pools:
     description:
       - Several pools at once. Each item takes the options of a single pool.
@@ -288,7 +288,7 @@ restart_required:
   type: bool
   sample: false
 restart_reasons:
-  description: The settings the running pool does not have yet, as C(what: running -> stored).
+  description: The settings the running pool does not have yet, as C(what running -> stored) lines.
   returned: when RV(restart_required) is true
   type: list
   elements: str
@@ -309,7 +309,7 @@ actions:
   elements: str
   sample: [define, build, start, autostart]
 differences:
-  description: What differed from the request, as C(what: before -> after); empty when nothing did.
+  description: What differed from the request, as C(what before -> after) lines; empty when nothing did.
   returned: always
   type: list
   elements: str
