@@ -29,9 +29,23 @@ _names = itertools.count()
 
 @pytest.fixture(scope='module', autouse=True)
 def conn():
-    """The test driver forgets everything when its last connection closes: hold one open."""
+    """The test driver forgets everything when its last connection closes: hold one open. Other test modules of
+    the process share the driver: the domains, volumes and pools made here are removed afterwards."""
     connection = libvirt.open(URI)
     yield connection
+    for dom in connection.listAllDomains(0):
+        if dom.name().startswith('clone-'):
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)  # the test driver takes no NVRAM flag
+    for pool in connection.listAllStoragePools(0):
+        for vol in pool.listAllVolumes(0) if pool.isActive() else []:
+            if vol.name().startswith('clone-'):
+                vol.delete(0)
+        if pool.name().startswith('clone-'):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
     connection.close()
 
 
