@@ -54,11 +54,12 @@ class PodmanHost(object):
     def run_module(self, name, args, check=False, diff=True):
         """Run a module of the mounted collection inside: JSON arguments in, JSON result out."""
         args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        # On stdin: as an argument, JSON longer than a file name (255 bytes) makes ansible's os.stat() of it
+        # fail with ENAMETOOLONG before it tries the text as JSON.
         proc = subprocess.run(
-            ['podman', 'exec', '-w', '/tmp', '-e', 'PYTHONPATH=%s:%s' % (MOUNTED_PYTHON, MOUNTED_COLLECTIONS),
-             self.name, 'python3', '-m', 'ansible_collections.virtops.hypervisor.plugins.modules.%s' % name,
-             json.dumps({'ANSIBLE_MODULE_ARGS': args})],
-            capture_output=True, text=True, check=False)
+            ['podman', 'exec', '-i', '-w', '/tmp', '-e', 'PYTHONPATH=%s:%s' % (MOUNTED_PYTHON, MOUNTED_COLLECTIONS),
+             self.name, 'python3', '-m', 'ansible_collections.virtops.hypervisor.plugins.modules.%s' % name],
+            capture_output=True, text=True, check=False, input=json.dumps({'ANSIBLE_MODULE_ARGS': args}))
         try:
             return json.loads(proc.stdout)
         except ValueError:
