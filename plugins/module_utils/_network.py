@@ -107,6 +107,10 @@ class NetworkManager(object):
         found = self._plan(spec, reading)
         for line in found.differences:
             item.differ(line)
+        stop = spec.state == 'inactive' and reading.active
+        restart = bool(found.restart_reasons) and spec.apply == 'restart'
+        if stop or restart:  # before any change: a refused call changes nothing
+            self._refuse_if_used(spec, about, 'stop' if stop else 'restart')
         if found.define is not None:
             item.perform('define', self._define, found.define)
         if found.steps:
@@ -117,16 +121,13 @@ class NetworkManager(object):
         if spec.state == 'active' and not reading.active:
             item.perform('start', reading.obj.create)
             state = 'active'
-        elif spec.state == 'inactive' and reading.active:
-            self._refuse_if_used(spec, about, 'stop')
+        elif stop:
             item.perform('stop', reading.obj.destroy)
             state = 'inactive'
-        elif found.restart_reasons and spec.state != 'inactive':
-            if spec.apply == 'restart':
-                self._refuse_if_used(spec, about, 'restart')
-                item.perform('restart', self._restart, reading.obj)
-            else:
-                item.set(restart_required=True, restart_reasons=found.restart_reasons)
+        elif restart:
+            item.perform('restart', self._restart, reading.obj)
+        elif found.restart_reasons:
+            item.set(restart_required=True, restart_reasons=found.restart_reasons)
         return found.wanted, state, autostart, reading.uuid
 
     def _create(self, spec, item):
@@ -172,7 +173,7 @@ class NetworkManager(object):
             changed = bool(lines)
             outside = False
             new_xml = nx.to_text(nx.patched(config, have, wanted))
-        if not reading.active:
+        if not reading.active or spec.state == 'inactive':  # stopped now or by this run: nothing live to change
             found.define = new_xml if changed else None
             return found
         live_root = nx.parse(reading.live_xml)
@@ -182,12 +183,12 @@ class NetworkManager(object):
         if outside:
             found.restart_reasons.append('xml: settings the structured options do not cover differ')
         found.steps = plan.update_steps(live, wanted, _parents(live_root))
-        both = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
-        if changed and (live != have or outside or any(not live_ok for _line, live_ok in lines)):
+        hosts_only = not outside and all(live_ok for _line, live_ok in lines)
+        found.steps_flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+        if changed and hosts_only and plan.update_steps(have, wanted, _parents(config)) == found.steps:
+            found.steps_flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG  # one update changes both the same way
+        elif changed:
             found.define = new_xml
-            found.steps_flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
-        else:
-            found.steps_flags = both  # only hosts differ, the same way in both definitions
         if found.restart_reasons and spec.apply == 'restart':
             found.steps = []  # the restart brings them
         return found
