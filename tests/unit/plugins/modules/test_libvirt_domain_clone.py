@@ -16,8 +16,13 @@ import xml.etree.ElementTree as ET
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from virtops_unitlib import patch_module_args  # noqa: E402
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import DomainManager  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options import (  # noqa: E402
+    MODULE_OPTIONS, build_specs)
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_clone as clone  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_domain  # noqa: E402
@@ -380,3 +385,24 @@ def test_clone_definition_is_the_source_with_a_new_identity():
     assert dx.parse(dx.to_string(source)).findtext('uuid'), 'the source definition is left as it was'
     volume = ET.fromstring(copy.volume_xml(1 << 30))
     assert volume.findtext('capacity') == str(1 << 30) and volume.findtext('backingStore/path') == '/p/src.qcow2'
+
+
+def test_run_overtaken_by_another_making_the_same_clone_converges(conn, domain, source, name):
+    """The other run makes the clone after this run planned it: this run's volume copy fails (the volume
+    exists), it reads the domain again, finds the clone made and changes nothing (the other run's volume stays)."""
+    asked = {'name': name, 'memory': 96, 'clone_from': {'name': source}}
+
+    class Overtaken(DomainManager):
+        overtaken = False
+
+        def _define(self, item):
+            if not self.overtaken:
+                self.overtaken = True
+                assert domain(asked)['actions'] == ['clone']
+            return super()._define(item)
+    result = Result()
+    with patch_module_args(dict(asked, uri=URI)):
+        specs, batch = build_specs(AnsibleModule(argument_spec=MODULE_OPTIONS).params)
+    Overtaken(conn, URI, result).converge(specs, batch)
+    assert result.as_dict()['actions'] == [] and result.as_dict()['changed'] is False
+    assert name + '-vda.qcow2' in volumes(conn) and name in domains(conn)
