@@ -229,9 +229,9 @@ def _plan_new(spec, facts):
     wanted = created_capacity(spec.capacity, fmt) or base
     actions = [first]
     if wanted < base:
+        how = first[1].split()[0]
         _refuse(spec, 'capacity %s is smaller than its source (%s): a volume cannot be shrunk as it is %s; leave '
-                'capacity out or make it at least %s' % (human_size(wanted), human_size(base), first[1].split()[0],
-                                                          human_size(base)))
+                      'capacity out or make it at least %s' % (human_size(wanted), human_size(base), how, human_size(base)))
     if wanted > base:
         actions.append(('resize', '%s -> %s' % (human_size(base), human_size(wanted))))
     after = _new_volume(spec, facts, fmt, wanted)
@@ -292,8 +292,8 @@ def _plan_existing(spec, actual, facts):
         changed = [key for key in sorted(spec.permissions) if actual['permissions'].get(key) != spec.permissions[key]]
         if changed:
             actions.append(('permissions', ', '.join(changed)))
-            differences.extend('permissions.%s: %s -> %s' % (key, actual['permissions'].get(key),
-                                                            spec.permissions[key]) for key in changed)
+            differences.extend('permissions.%s: %s -> %s' % (key, actual['permissions'].get(key), spec.permissions[key])
+                               for key in changed)
             after['permissions'].update(spec.permissions)
     return Plan(actions, differences, after)
 

@@ -34,7 +34,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
     describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
-from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, where
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, join, where
 
 XATTR = 'user.virtops.libvirt_volume'
 FILE_POOLS = ('dir', 'fs', 'netfs')
@@ -280,10 +280,8 @@ class VolumeManager(object):
             found = read_volume(self._pool(ref['pool'])[0], ref['volume'], ref['pool'])[1]
             if found is not None:
                 return found
-        raise ModuleFailure("%svolume '%s' in pool '%s' does not exist" % (where('%s.%s' % (spec.label, key)
-                                                                                   if spec.label else key),
-                                                                             ref['volume'], ref['pool']),
-                            about=spec.about)
+        raise ModuleFailure("%svolume '%s' in pool '%s' does not exist"
+                            % (where(join(spec.label, key)), ref['volume'], ref['pool']), about=spec.about)
 
     def _backing(self, spec):
         if spec.backing.get('volume'):
@@ -502,4 +500,3 @@ def _in_data(_stream, fd):
 def _skip_hole(_stream, length, fd):
     os.lseek(fd, length, os.SEEK_CUR)
     return 0
-

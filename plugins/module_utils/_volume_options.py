@@ -59,12 +59,15 @@ class VolumeSpec(object):
             raise ModuleFailure('%s%s are mutually exclusive: a volume is imported, cloned or an overlay, not more'
                                 % (where(label), ' and '.join(given)), about=self.about)
         self.src = self._src(item.get('src'))
+        if self.src and self.allocation is not None:
+            raise ModuleFailure('%sallocation does not apply to an import: the volume takes what the file takes (its '
+                                'holes stay holes)' % where(join(label, 'allocation')), about=self.about)
         self.clone_from = self._volume_ref(item.get('clone_from'), 'clone_from')
         self.backing = self._backing(item.get('backing'))
         self.permissions = self._permissions(item.get('permissions'))
         if self.format and self.format not in FORMATS:
-            raise ModuleFailure("%s'%s' is not one of %s" % (where(join(label, 'format')), self.format,
-                                                                    ', '.join(FORMATS)), about=self.about)
+            raise ModuleFailure("%s'%s' is not one of %s" % (where(join(label, 'format')), self.format, ', '.join(FORMATS)),
+                                about=self.about)
         if self.backing and self.format not in (None, 'qcow2'):
             raise ModuleFailure('%sa volume with a backing volume is a qcow2 overlay, not %s'
                                 % (where(join(label, 'format')), self.format), about=self.about)

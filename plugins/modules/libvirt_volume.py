@@ -73,7 +73,8 @@ options:
   allocation:
     description:
       - Space to allocate when the volume is created, same syntax as O(capacity). Default V(0) (sparse; libvirt's own
-        default would allocate raw volumes in full). Not compared afterwards (a guest's writes change it).
+        default would allocate raw volumes in full). Not compared afterwards (a guest's writes change it). Not with
+        O(src) (the volume takes what the file takes).
     type: raw
   backing:
     description:

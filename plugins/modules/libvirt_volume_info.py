@@ -88,7 +88,8 @@ volumes:
       description: Volumes (C(pool/name)) whose backing file it is.
       type: list
       elements: str
-  sample: [{name: web1.qcow2, pool: default, path: /var/lib/libvirt/images/web1.qcow2, key: /var/lib/libvirt/images/web1.qcow2,
+  sample: [{name: web1.qcow2, pool: default, path: /var/lib/libvirt/images/web1.qcow2,
+            key: /var/lib/libvirt/images/web1.qcow2,
             type: file, format: qcow2, capacity: 21474836480, allocation: 200704,
             backing: {path: /var/lib/libvirt/images/base.qcow2, format: qcow2},
             permissions: {mode: '0600', owner: 0, group: 0}, domains: [web1], overlays: []}]

@@ -184,8 +184,10 @@ def test_permissions_given_are_compared_and_set():
      "volumes[0].permissions.mode: '0999' is not an octal mode"),
     ({'pool': 'p', 'volumes': [{'name': 'a', 'permissions': {'owner': 'nobody-here-h3'}}]},
      "volumes[0].permissions.owner: 'nobody-here-h3' does not exist"),
-    ({'pool': 'p', 'name': 'a', 'backing': {'path': '/x.qcow2'}, 'format': 'raw'}, 'format: a volume with a backing volume is a qcow2 overlay, not raw'),
+    ({'pool': 'p', 'name': 'a', 'backing': {'path': '/x.qcow2'}, 'format': 'raw'},
+     'format: a volume with a backing volume is a qcow2 overlay, not raw'),
     ({'pool': 'p', 'name': 'a', 'clone_from': {'volume': 'a'}}, 'clone_from: is the volume itself'),
+    ({'pool': 'p', 'name': 'a', 'src': '/srv/a.raw', 'allocation': '1G'}, 'allocation: allocation does not apply'),
 ])
 def test_bad_input_is_refused_naming_the_item(params, message):
     with pytest.raises(ModuleFailure) as failure:
