@@ -60,7 +60,8 @@ options:
   remove_storage:
     description:
       - With O(state=absent), also delete the domain's disk images (files and storage volumes, not CD-ROMs and
-        not block devices). A disk another domain also uses is kept and listed in RV(kept_storage).
+        not block devices). A disk another domain also uses, or that another domain's disk stands on (the
+        base of a linked clone, anywhere in its backing chain), is kept and listed in RV(kept_storage).
       - Default V(false).
     type: bool
   domain_type:

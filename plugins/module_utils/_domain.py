@@ -26,7 +26,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_power import (
     INACTIVE_STATES, PowerJobs, call, make_step, next_step)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_storage import (
-    delete_storage, storage_to_remove, undefine_flags)
+    StorageView, delete_storage, storage_to_remove, undefine_flags)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     CONFLICT_TRIES, STATE_NAMES, HostCapabilities, LibvirtFailure, error_text, is_error, libvirt, read_domain,
     require_libvirt, retry_on_conflict, with_connection)
@@ -378,7 +378,9 @@ class DomainManager(object):
         if reading is None:
             return
         root = dx.parse(reading.xml)
-        remove, keep = storage_to_remove(root, self._other_roots(spec.name)) if spec.remove_storage else ([], [])
+        remove, keep = [], []
+        if spec.remove_storage:
+            remove, keep = storage_to_remove(root, self._other_roots(spec.name), StorageView(self.conn, self.uri))
         result.set(removed_storage=list(remove) if self.check_mode else [], kept_storage=keep)
         item.basis = _state_key(reading)
         self.jobs.add(item, lambda: self._remove(item, root, remove))

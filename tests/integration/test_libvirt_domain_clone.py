@@ -165,6 +165,22 @@ def test_linked_clone_is_an_overlay_that_boots(source, clones):
         'QEMU keeps the source from writing to the disk a running linked clone reads: %s' % blocked
 
 
+def test_removing_the_source_with_its_storage_keeps_the_base_of_a_linked_clone(source, clones):
+    options, source_disk = source
+    name = clones('linked-base')
+    made = run_module('libvirt_domain', {'name': name, 'clone_from': {'name': options['name'], 'linked': True}})
+    assert made['changed'] is True and made.get('failed') is not True, made
+    remove = {'name': options['name'], 'state': 'absent', 'remove_storage': True}
+    check = run_module('libvirt_domain', remove, check=True)
+    assert check['removed_storage'] == [] and check['changed'] is True, check
+    assert check['kept_storage'] == [{'source': '%s/%s' % (POOL, os.path.basename(source_disk)),
+                                      'reason': "backing file of another domain's disk"}]
+    real = run_module('libvirt_domain', remove)
+    assert real['actions'] == ['undefine'] and real['removed_storage'] == [], real
+    assert os.path.exists(source_disk), 'the linked clone still stands on it'
+    assert image_info(made['clone']['volumes'][0]['path'])[1]['filename'] == source_disk
+
+
 def test_a_clone_is_made_once_and_a_running_source_is_refused(source, clones, pool):
     options = source[0]
     name = clones('once')
