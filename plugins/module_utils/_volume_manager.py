@@ -1,7 +1,7 @@
 # Copyright (c) virtops.hypervisor contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""libvirt_volume and libvirt_volume_info: read volumes and what uses them, plan every item, then act.
+"""libvirt_volume: plan every item (reading through _volume_read), then act; imports through _volume_import.
 
 Every item is validated and planned before the first change (a refused item fails the whole batch
 with nothing changed); later items see what earlier ones will do (an overlay on a base volume created
@@ -21,25 +21,24 @@ files on the target the module runs on (dir, fs, netfs over a local URI).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 import xml.etree.ElementTree as ET
 
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    LibvirtFailure, error_text, is_error, libvirt, require_libvirt, retry_on_conflict, with_connection)
+    LibvirtFailure, error_text, libvirt, require_libvirt, retry_on_conflict, with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
     describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_import import (
+    read_record, store_record, upload_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, join, where
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_read import (
+    BUILD_WAIT, FILE_POOLS, Inventory, find_pool, lookup_volume, read_volume)
 
-XATTR = 'user.virtops.libvirt_volume'
-FILE_POOLS = ('dir', 'fs', 'netfs')
-# How long to wait for a volume that another run is still creating (libvirt refuses to act on it meanwhile).
-BUILD_WAIT = 120
 _STALE = object()
 
 
@@ -57,122 +56,6 @@ def converge_module(module, result):
     specs, batch = build_specs(module.params)
     uri = module.params['uri']
     with_connection(uri, lambda conn: VolumeManager(conn, module, result).converge(specs, batch))
-
-
-def volume_info(module, conn):
-    """The body of libvirt_volume_info: the volumes of one pool (or of every active pool), with their users."""
-    inventory = Inventory(conn)
-    names = module.params['name'] or []
-    pools = [module.params['pool']] if module.params['pool'] else [pool.name() for pool in conn.listAllStoragePools(0)]
-    volumes, inactive = [], []
-    for pool_name in sorted(pools):
-        pool = find_pool(conn, pool_name, require_active=bool(module.params['pool']))
-        if not pool.isActive():
-            inactive.append(pool_name)
-            continue
-        for info in readable_volumes(pool):
-            if names and info['name'] not in names:
-                continue
-            info['domains'] = domains_using(inventory.domain_xmls(), info)
-            info['overlays'] = volumes_backed_by(inventory.volumes(), info)
-            volumes.append(info)
-    volumes.sort(key=lambda item: (item['pool'], item['name']))
-    found = set(item['name'] for item in volumes)
-    return {'volumes': volumes, 'missing': sorted(set(names) - found), 'inactive_pools': inactive}
-
-
-def find_pool(conn, name, require_active=True):
-    try:
-        pool = conn.storagePoolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_STORAGE_POOL'):
-            raise LibvirtFailure("storage pool '%s' does not exist: define it first (virtops.hypervisor.libvirt_pool)"
-                                 % name, about="pool '%s'" % name)
-        raise
-    if require_active and not pool.isActive():
-        raise LibvirtFailure("storage pool '%s' is not active: start it first" % name, about="pool '%s'" % name)
-    return pool
-
-
-def lookup_volume(pool, name):
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
-            return None
-        raise
-
-
-def read_volume(pool, name, pool_name, wait=BUILD_WAIT):
-    """(handle, describe() dict) of the volume, or (None, None). A volume another run is still creating is
-    listed before its file exists (its XML then fails with "no storage vol"): wait for it, up to wait seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        vol = lookup_volume(pool, name)
-        if vol is None:
-            return None, None
-        try:
-            return vol, describe(vol.XMLDesc(0), pool_name)
-        except libvirt.libvirtError as exc:
-            if not is_error(exc, 'VIR_ERR_NO_STORAGE_VOL') or time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
-
-
-def readable_volumes(pool):
-    """describe() of every volume of an active pool, except those being created or deleted as they are read."""
-    found = []
-    for vol in pool.listAllVolumes(0):
-        try:
-            found.append(describe(vol.XMLDesc(0), pool.name()))
-        except libvirt.libvirtError as exc:
-            if not is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
-                raise
-    return found
-
-
-class Inventory(object):
-    """Domains and volumes of the host, read once (to find who uses a volume)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self._domains = None
-        self._volumes = None
-
-    def domain_xmls(self):
-        if self._domains is None:
-            self._domains = []
-            for dom in self.conn.listAllDomains(0):
-                xmls = [dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)]
-                if dom.isActive():
-                    xmls.append(dom.XMLDesc(0))
-                self._domains.append((dom.name(), xmls))
-        return self._domains
-
-    def volumes(self):
-        if self._volumes is None:
-            self._volumes = []
-            for pool in self.conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-                self._volumes.extend(readable_volumes(pool))
-        return self._volumes
-
-
-def read_record(path):
-    """The import record stored with the volume's file, or None."""
-    try:
-        return json.loads(to_text(os.getxattr(to_bytes(path, errors='surrogate_or_strict'), XATTR)))
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def store_record(path, record):
-    payload = to_bytes(json.dumps(record, sort_keys=True, separators=(',', ':')))
-    try:
-        os.setxattr(to_bytes(path, errors='surrogate_or_strict'), XATTR, payload)
-    except OSError as exc:
-        raise ImageFailure('imported %s, but cannot record the source fingerprint on it (%s): the next run will '
-                           'import it again. Use a pool on a file system with user extended attributes.'
-                           % (path, to_native(exc)))
 
 
 class _Item(object):
@@ -363,7 +246,7 @@ class VolumeManager(object):
         shell = dict(item.plan.after, format='raw', capacity=source['size'], backing=None)
         item.vol = self._guarded(item, 'create', item.pool.createXML, self._volume_xml(item, shell), 0)
         try:
-            self._guarded(item, 'import %s into' % item.spec.src, self._upload, item.vol, item.spec.src)
+            self._guarded(item, 'import %s into' % item.spec.src, upload_file, self.conn, item.vol, item.spec.src)
             self._guarded(item, 'refresh the pool of', item.pool.refresh, 0)
             item.vol = lookup_volume(item.pool, item.spec.name)
             store_record(item.vol.path(), import_record(item.spec, source))
@@ -401,21 +284,6 @@ class VolumeManager(object):
     def _do_delete(self, item):
         self._guarded(item, 'delete', item.vol.delete, 0)
         item.vol = None
-
-    def _upload(self, vol, path):
-        """Stream the file into the volume, holes as holes (virStorageVolUpload with a sparse stream)."""
-        stream = self.conn.newStream(0)
-        fd = os.open(to_bytes(path, errors='surrogate_or_strict'), os.O_RDONLY)
-        try:
-            vol.upload(stream, 0, 0, libvirt.VIR_STORAGE_VOL_UPLOAD_SPARSE_STREAM)
-            try:
-                stream.sparseSendAll(_read_chunk, _in_data, _skip_hole, fd)
-                stream.finish()
-            except BaseException:
-                stream.abort()
-                raise
-        finally:
-            os.close(fd)
 
     def _volume_xml(self, item, volume):
         root = ET.Element('volume')
@@ -472,31 +340,3 @@ def _naming_item(failure, spec):
 
 def _shown(record):
     return source_shown(record.get('source')) if isinstance(record, dict) else None
-
-
-def _read_chunk(_stream, nbytes, fd):
-    return os.read(fd, nbytes)
-
-
-def _in_data(_stream, fd):
-    """(in data?, bytes until the section ends) from the current offset, by SEEK_DATA/SEEK_HOLE."""
-    here = os.lseek(fd, 0, os.SEEK_CUR)
-    try:
-        data = os.lseek(fd, here, os.SEEK_DATA)
-    except OSError as exc:
-        if exc.errno != errno.ENXIO:  # ENXIO: only a hole is left up to the end of the file
-            raise
-        end = os.lseek(fd, 0, os.SEEK_END)
-        os.lseek(fd, here, os.SEEK_SET)
-        return (0, end - here)
-    if data > here:
-        os.lseek(fd, here, os.SEEK_SET)
-        return (0, data - here)
-    hole = os.lseek(fd, here, os.SEEK_HOLE)
-    os.lseek(fd, here, os.SEEK_SET)
-    return (1, hole - here)
-
-
-def _skip_hole(_stream, length, fd):
-    os.lseek(fd, length, os.SEEK_CUR)
-    return 0

@@ -110,7 +110,7 @@ inactive_pools:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION, run_libvirt_module
-from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_manager import volume_info
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_read import volume_info
 
 
 def main():
