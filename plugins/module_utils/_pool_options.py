@@ -135,8 +135,8 @@ class PoolSpec(object):
                 raise px.PoolXMLError("%s'%s' must be an absolute device path"
                                       % (where('%s.devices[%d]' % (label, index)), device))
         if self.type == 'fs' and len(found.get('devices') or []) > 1:
-            raise px.PoolXMLError('%san fs pool has one device, not %d' % (where(_join(label, 'devices')),
-                                                                             len(found['devices'])))
+            raise px.PoolXMLError('%san fs pool has one device, not %d'
+                                  % (where(_join(label, 'devices')), len(found['devices'])))
         if found.get('format') and self.type in FORMATS and found['format'] not in FORMATS[self.type]:
             raise px.PoolXMLError("%s'%s' is not a %s pool format (one of %s)"
                                   % (where(_join(label, 'format')), found['format'], self.type,
@@ -157,9 +157,8 @@ class PoolSpec(object):
             raise px.PoolXMLError("%stype is needed to define pool '%s'" % (where(self.label), self.name),
                                   about=self.about)
         source = self.wanted.get('source') or {}
-        needs = {'dir': ['target'], 'fs': ['target', 'source.devices'], 'netfs': ['target', 'source.host',
-                                                                                    'source.dir'],
-                 'logical': []}.get(self.type, ['target'])
+        needs = {'dir': ['target'], 'fs': ['target', 'source.devices'],
+                 'netfs': ['target', 'source.host', 'source.dir'], 'logical': []}.get(self.type, ['target'])
         missing = [key for key in needs
                    if not (source.get(key[7:]) if key.startswith('source.') else self.wanted.get(key))]
         if missing:

@@ -89,14 +89,14 @@ def test_dir_pool_built_with_permissions_started_autostarted(lvhost, name, scrat
     def verify():
         assert virsh_state(lvhost, name) == ('running', 'yes')
         assert lvhost.sh('stat -c "%a %u %g" ' + target).stdout.split() == ['770', '0', kvm_gid]
-    check, real, rerun, _ = lvhost.four_ways('libvirt_pool', args, verify)
+    check, real, rerun = lvhost.four_ways('libvirt_pool', args, verify)[:3]
     assert real['actions'] == ['define', 'build', 'start', 'autostart']
     assert check['diff'] == real['diff'] and check['differences'] == real['differences']
     assert '<group>%s</group>' % kvm_gid in lvhost.virsh('pool-dumpxml', '--inactive', name)
     assert rerun['differences'] == [] and rerun['restart_required'] is False
 
     lvhost.sh('chmod 0700 ' + target)
-    _, fixed, _, _ = lvhost.four_ways('libvirt_pool', args)
+    fixed = lvhost.four_ways('libvirt_pool', args)[1]
     assert fixed['actions'] == ['set permissions'] and fixed['differences'] == [
         'permissions.mode: 0700 -> 0770 (directory)']
     assert lvhost.sh('stat -c %a ' + target).stdout.strip() == '770'
@@ -106,11 +106,11 @@ def test_a_changed_running_dir_pool_waits_for_apply_restart_and_keeps_its_uuid(l
     lvhost.run_module('libvirt_pool', {'name': name, 'type': 'dir', 'target': scratch + '/a'})
     uuid = lvhost.virsh('pool-uuid', name)
     moved = {'name': name, 'type': 'dir', 'target': scratch + '/b'}
-    _, real, rerun, _ = lvhost.four_ways('libvirt_pool', moved)
+    real, rerun = lvhost.four_ways('libvirt_pool', moved)[1:3]
     assert real['actions'] == ['define', 'create target directory'] and rerun['restart_required'] is True
     assert rerun['restart_reasons'] == ['target: %s/a -> %s/b' % (scratch, scratch)]
     assert scratch + '/a' in lvhost.virsh('pool-dumpxml', name)
-    _, restarted, rerun, _ = lvhost.four_ways('libvirt_pool', dict(moved, apply='restart'))
+    restarted, rerun = lvhost.four_ways('libvirt_pool', dict(moved, apply='restart'))[1:3]
     assert restarted['actions'] == ['destroy', 'start'] and restarted['restart_required'] is False
     assert scratch + '/b' in lvhost.virsh('pool-dumpxml', name) and rerun['restart_required'] is False
     assert lvhost.virsh('pool-uuid', name) == uuid
@@ -125,7 +125,7 @@ def test_fs_pool_formats_an_empty_device_once_and_delete_keeps_the_file_system(l
         assert 'TYPE=ext4' in blkid(lvhost, device)
         assert mounted_on(lvhost, device) == target
         assert virsh_state(lvhost, name) == ('running', 'no')
-    _, real, _, _ = lvhost.four_ways('libvirt_pool', args, verify)
+    real = lvhost.four_ways('libvirt_pool', args, verify)[1]
     assert real['actions'] == ['define', 'build', 'start']
     fs_uuid = lvhost.exec(['blkid', '-s', 'UUID', '-o', 'value', device]).stdout.strip()
     facts = lvhost.run_module('libvirt_pool_info', {'name': [name]})
@@ -134,13 +134,13 @@ def test_fs_pool_formats_an_empty_device_once_and_delete_keeps_the_file_system(l
     assert found['source'] == {'devices': [device], 'format': 'ext4'} and found['volumes'] == ['lost+found']
 
     removed = {'name': name, 'state': 'absent', 'delete': True}
-    _, gone, _, _ = lvhost.four_ways('libvirt_pool', removed)
+    gone = lvhost.four_ways('libvirt_pool', removed)[1]
     assert gone['actions'] == ['destroy', 'delete', 'undefine']
     assert virsh_state(lvhost, name) is None and mounted_on(lvhost, device) == ''
     assert not lvhost.exists(target)  # the mount point goes; the file system stays
     assert lvhost.exec(['blkid', '-s', 'UUID', '-o', 'value', device]).stdout.strip() == fs_uuid
 
-    _, again, _, _ = lvhost.four_ways('libvirt_pool', args)
+    again = lvhost.four_ways('libvirt_pool', args)[1]
     assert again['actions'] == ['define', 'create target directory', 'start']
     assert lvhost.exec(['blkid', '-s', 'UUID', '-o', 'value', device]).stdout.strip() == fs_uuid
 
@@ -167,12 +167,12 @@ def test_logical_pool_creates_its_volume_group_and_delete_removes_it(lvhost, nam
         assert group in volume_groups(lvhost)
         assert 'TYPE=LVM2_member' in blkid(lvhost, device)
         assert virsh_state(lvhost, name)[0] == 'running'
-    _, real, _, _ = lvhost.four_ways('libvirt_pool', args, verify)
+    real = lvhost.four_ways('libvirt_pool', args, verify)[1]
     assert real['actions'] == ['define', 'build', 'start']
     assert "<format type='lvm2'/>" in lvhost.virsh('pool-dumpxml', name)
     assert '<path>/dev/%s</path>' % group in lvhost.virsh('pool-dumpxml', name)
 
-    _, gone, _, _ = lvhost.four_ways('libvirt_pool', {'name': name, 'state': 'absent', 'delete': True})
+    gone = lvhost.four_ways('libvirt_pool', {'name': name, 'state': 'absent', 'delete': True})[1]
     assert gone['actions'] == ['destroy', 'delete', 'undefine'] and gone['deleted_volumes'] == []
     assert group not in volume_groups(lvhost) and virsh_state(lvhost, name) is None
     assert 'LVM2_member' not in blkid(lvhost, device)  # libvirt's delete also removes the PV label
@@ -185,7 +185,7 @@ def test_logical_pool_uses_an_existing_volume_group_and_delete_refuses_its_volum
     # inactive (metadata only, --driverloaded n), and the pool holding it is kept stopped.
     lvhost.sh('vgcreate -q {0} {1} && lvcreate --driverloaded n -q -y -an -Zn -L 8M -n keep {0}'.format(group, device))
     args = {'name': name, 'type': 'logical', 'source': {'name': group, 'devices': [device]}, 'state': 'inactive'}
-    _, real, _, _ = lvhost.four_ways('libvirt_pool', args)
+    real = lvhost.four_ways('libvirt_pool', args)[1]
     assert real['actions'] == ['define'] and real['differences'] == ['pool: (none) -> defined']
 
     for check in (True, False):
@@ -205,7 +205,7 @@ def test_dir_pool_delete_refuses_volumes_and_force_deletes_them_first(lvhost, na
     assert_refused(refused, "pool '%s' still has volumes (disk1.qcow2)" % name)
     assert lvhost.exists(scratch + '/disk1.qcow2') and virsh_state(lvhost, name)[0] == 'running'
 
-    _, gone, _, _ = lvhost.four_ways('libvirt_pool', dict(removed, force=True))
+    gone = lvhost.four_ways('libvirt_pool', dict(removed, force=True))[1]
     assert gone['actions'] == ['delete volume disk1.qcow2', 'destroy', 'delete', 'undefine']
     assert gone['deleted_volumes'] == ['disk1.qcow2']
     assert not lvhost.exists(scratch) and virsh_state(lvhost, name) is None
@@ -271,7 +271,7 @@ def test_stopping_a_pool_that_a_running_domain_uses_is_refused_unless_forced(lvh
     assert_refused(stop, "cannot stop pool '%s'" % name)
     assert virsh_state(lvhost, name)[0] == 'running'
 
-    _, forced, _, _ = lvhost.four_ways('libvirt_pool', dict(moved, force=True))
+    forced = lvhost.four_ways('libvirt_pool', dict(moved, force=True))[1]
     assert forced['actions'] == ['define', 'destroy', 'build', 'start']
     assert scratch + '/b' in lvhost.virsh('pool-dumpxml', name)
     assert lvhost.virsh('domstate', guest) == 'running'
