@@ -1,5 +1,6 @@
 """What the kvm_host role leaves on a host, checked on the host itself."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,14 @@ def uses_systemd(host):
     return host.file("/run/systemd/system").is_directory
 
 
+def role_vars(host):
+    """The molecule.yml host_vars of the host (none for this machine)."""
+    return HOST_VARS.get(getattr(host.backend, "name", None)) or {}
+
+
 def listens(host):
     """Whether the host converged with the TCP and TLS listeners (on 0.0.0.0, TCP without authentication)."""
-    role_vars = HOST_VARS.get(getattr(host.backend, "name", None)) or {}
-    return bool(role_vars.get("kvm_host_libvirtd_listen_tcp"))
+    return bool(role_vars(host).get("kvm_host_libvirtd_listen_tcp"))
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -158,3 +163,54 @@ def test_a_guest_starts(host):
     host.check_output("virsh -c qemu:///system undefine virtops-smoke")
     assert started.rc == 0, started.stderr
     assert state == "running"
+
+
+def bridge_ports(host, bridge):
+    return sorted(link["ifname"] for link in json.loads(host.check_output("ip -json link show master %s", bridge) or "[]"))
+
+
+def test_bridges_have_their_ports_and_address(host):
+    """kvm_host_bridges (molecule.yml host_vars): up after the first run, with the NIC of prepare.yml enslaved."""
+    bridges = role_vars(host).get("kvm_host_bridges", [])
+    for bridge in bridges:
+        assert host.interface(bridge["name"]).exists, bridge["name"]
+        assert bridge_ports(host, bridge["name"]) == sorted(bridge["ports"])
+        assert bridge["address"] in host.check_output("ip -brief address show dev %s", bridge["name"])
+        # STP and the forward delay as the kernel has them (centiseconds).
+        assert host.file("/sys/class/net/%s/bridge/stp_state" % bridge["name"]).content_string.strip() == (
+            "1" if bridge.get("stp") else "0")
+        assert host.file("/sys/class/net/%s/bridge/forward_delay" % bridge["name"]).content_string.strip() == str(
+            100 * bridge.get("forward_delay", 0))
+    if not bridges:  # this machine: the role must not have touched its network
+        assert host.run("ls /etc/systemd/network/10-virtops-* /etc/network/interfaces.d/br-virtops").rc != 0
+
+
+def test_bridge_files_are_written_for_the_network_manager(host):
+    manager = role_vars(host).get("virtops_test_network_manager")
+    for bridge in role_vars(host).get("kvm_host_bridges", []):
+        name = bridge["name"]
+        if manager == "ifupdown":
+            stanza = host.file("/etc/network/interfaces.d/%s" % name).content_string
+            assert "auto %s\niface %s inet static\n" % (name, name) in stanza
+            assert "    address %s\n" % bridge["address"] in stanza
+            assert "    bridge_ports %s\n" % " ".join(bridge["ports"]) in stanza
+            assert host.run("ls /etc/systemd/network/10-virtops-%s.netdev", name).rc != 0
+        else:
+            netdev = host.file("/etc/systemd/network/10-virtops-%s.netdev" % name).content_string
+            assert "Name=%s\nKind=bridge\n" % name in netdev and "STP=yes\nForwardDelaySec=4\n" in netdev
+            network = host.file("/etc/systemd/network/10-virtops-%s.network" % name).content_string
+            assert "Address=%s\n" % bridge["address"] in network
+            for port in bridge["ports"]:
+                port_file = host.file("/etc/systemd/network/10-virtops-%s-port-%s.network" % (name, port))
+                assert "Name=%s\n" % port in port_file.content_string and "Bridge=%s\n" % name in port_file.content_string
+            assert "configured" in host.check_output("networkctl list --no-pager --no-legend %s", name)
+
+
+def test_libvirt_daemons_are_the_distributions(host):
+    """Debian builds libvirt without the modular daemons: libvirtd answers (the role refuses modular there,
+    test_role_reruns.py); the modular mode itself cannot run on these hosts."""
+    assert host.check_output("virsh -c qemu:///system uri") == "qemu:///system"
+    assert not host.file("/usr/sbin/virtqemud").exists
+    if uses_systemd(host):
+        assert host.service("libvirtd.service").is_running  # the call above started it through its socket
+        assert host.run("systemctl cat virtqemud.socket").rc != 0

@@ -123,12 +123,18 @@ def test_booleans_from_the_command_line_are_booleans(host):
     ({"kvm_host_libvirtd_tcp_port": "70000"}, "kvm_host_libvirtd_tcp_port"),
     ({"kvm_host_libvirtd_extra": {"unix_sock_group": "wheel"}}, "kvm_host_libvirtd_unix_sock_group"),
     ({"kvm_host_users": ["no-such-user"]}, "no-such-user"),
-], ids=["perms-999", "unknown-auth", "tcp-0.0.0.0-no-tls", "bad-address", "bad-port", "extra-shadows-key", "unknown-user"])
+    ({"kvm_host_bridges": [{"name": "br-virtops-x", "ports": ["virtops-nope"]}]}, "kvm_host_bridges[0].ports[0]: virtops-nope is not"),
+    ({"kvm_host_bridges": [{"name": "br virtops"}]}, "kvm_host_bridges[0].name"),
+    ({"kvm_host_bridges": [{"name": "br-a", "address": "198.51.100.300/24"}, {"name": "br-b", "dhcp": True, "gateway": "198.51.100.254"}]},
+     "kvm_host_bridges[0].address: 198.51.100.300/24 is not an IPv4 address with a prefix length; "
+     "kvm_host_bridges[1].gateway: needs an address"),
+], ids=["perms-999", "unknown-auth", "tcp-0.0.0.0-no-tls", "bad-address", "bad-port", "extra-shadows-key", "unknown-user",
+        "bridge-unknown-port", "bridge-bad-name", "bridge-bad-addresses"])
 def test_bad_variables_fail_before_anything_changes(host, role_vars, named):
     before = managed_files(host)
     rc, output = apply_role(host, **role_vars)
     assert rc != 0
-    assert named in output
+    assert named in " ".join(output.split()), output
     assert "changed=0" in output.split("PLAY RECAP", 1)[1]
     assert managed_files(host) == before
 
@@ -189,3 +195,30 @@ def test_rerun_after_libvirtd_idle_exit_changes_nothing(host):
     host.run_expect([0], "systemctl stop libvirtd.service")
     rc, output = apply_role(host)
     assert rc == 0 and recap_changed(output) == 0, output
+
+
+def default_route_interface(host):
+    return json.loads(host.check_output("ip -json route show default"))[0]["dev"]
+
+
+def test_bridging_the_management_interface_is_refused(host):
+    """The NIC of the default route carries the connection: enslaving it is refused, naming the item, until allowed."""
+    nic = default_route_interface(host)
+    before = managed_files(host)
+    rc, output = apply_role(host, kvm_host_bridges=[{"name": "br-virtops-mgmt", "ports": [nic]}])
+    assert rc != 0
+    assert "kvm_host_bridges[0].ports[0]: %s carries the connection Ansible uses" % nic in " ".join(output.split()), output
+    assert "changed=0" in output.split("PLAY RECAP", 1)[1]
+    assert managed_files(host) == before
+    assert not host.interface("br-virtops-mgmt").exists
+
+
+def test_modular_daemons_are_refused_where_libvirt_has_none(host):
+    """Debian's libvirt is built without virtqemud and friends: modular fails naming the variable, nothing changes."""
+    before = managed_files(host)
+    rc, output = apply_role(host, kvm_host_libvirt_daemons="modular")
+    assert rc != 0
+    assert "kvm_host_libvirt_daemons is modular, but" in output and "builds libvirt without the modular daemons" in output, output
+    assert "changed=0" in output.split("PLAY RECAP", 1)[1]
+    assert managed_files(host) == before
+    assert host.run("virsh -c qemu:///system uri").rc == 0
