@@ -34,9 +34,18 @@ def store_record(path, record):
     try:
         os.setxattr(to_bytes(path, errors='surrogate_or_strict'), XATTR, payload)
     except OSError as exc:
-        raise ImageFailure('imported %s, but cannot record the source fingerprint on it (%s): the next run will '
-                           'import it again. Use a pool on a file system with user extended attributes.'
+        raise ImageFailure('cannot record the source fingerprint on %s (%s); the imported volume was deleted again'
                            % (path, to_native(exc)))
+
+
+def records_unsupported(directory):
+    """Why the file system of directory cannot hold the record (no user extended attributes), or None."""
+    try:
+        os.getxattr(to_bytes(directory, errors='surrogate_or_strict'), XATTR)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return to_native(exc)
+    return None
 
 
 def upload_file(conn, vol, path):

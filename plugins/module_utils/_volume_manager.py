@@ -34,7 +34,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img impor
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
     describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_import import (
-    read_record, store_record, upload_file)
+    read_record, records_unsupported, store_record, upload_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, join, where
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_read import (
     BUILD_WAIT, FILE_POOLS, Inventory, find_pool, lookup_volume, read_volume)
@@ -138,6 +138,12 @@ class VolumeManager(object):
                 "%ssrc needs a pool whose volumes are files on this host (dir, fs or netfs, over a local URI): the "
                 "fingerprint of the source is stored with the volume's file. Pool '%s' is %s at %s."
                 % (where(spec.label), spec.pool, pool_facts['type'], pool_facts['path']), about=spec.about)
+        unsupported = records_unsupported(pool_facts['path'])
+        if unsupported:
+            raise ModuleFailure(
+                "%ssrc needs user extended attributes on the file system of pool '%s' (%s: %s): the fingerprint of "
+                "the source is stored in one" % (where(spec.label), spec.pool, pool_facts['path'], unsupported),
+                about=spec.about)
 
     def _source(self, spec):
         if self._qemu is None:
