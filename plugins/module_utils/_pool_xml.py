@@ -60,6 +60,8 @@ def describe(root):
             source.setdefault('devices', []).append(child.get('path'))
         elif child.tag == 'host' and 'host' not in source:
             source['host'] = child.get('name')
+            if set(child.attrib) - {'name'}:  # a port: compared as written
+                other.append(canonical(child))
         elif child.tag == 'dir':
             source['dir'] = child.get('path')
         elif child.tag == 'format':
@@ -124,13 +126,16 @@ def differences(wanted, actual, prefix=''):
         label = '%s%s' % (prefix, key)
         if isinstance(want, dict):
             found.extend(differences(want, have or {}, label + '.'))
+        elif key == 'other':  # libvirt may add source elements of its own: those asked must be there
+            if not set(want) <= set(have or []):
+                found.append('%s: %s -> %s' % (label, _shown(have), _shown(want)))
         elif _comparable(key, want) != _comparable(key, have):
             found.append('%s: %s -> %s' % (label, _shown(have), _shown(want)))
     return found
 
 
 def _comparable(key, value):
-    if key in ('devices', 'other') and value is not None:
+    if key == 'devices' and value is not None:
         return sorted(value)
     return value
 

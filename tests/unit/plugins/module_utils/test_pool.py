@@ -58,6 +58,11 @@ def test_unknown_source_elements_of_a_full_xml_are_compared_as_written():
     assert px.differences(asked.wanted, px.describe(px.parse(iscsi.replace("><", ">\n  <")))) == []
     changed = px.describe(px.parse(iscsi.replace(':h1', ':h2')))
     assert [line.split(':')[0] for line in px.differences(asked.wanted, changed)] == ['source.other']
+    with_more = px.describe(px.parse(iscsi.replace('</source>', "<adapter type='scsi_host' name='host0'/></source>")))
+    assert px.differences(asked.wanted, with_more) == []
+    with_port = spec(xml=iscsi.replace("<host name='san1'/>", "<host name='san1' port='3261'/>"))
+    assert [line.split(':')[0] for line in px.differences(with_port.wanted, px.describe(px.parse(iscsi)))] == [
+        'source.other']
 
 
 def test_structured_settings_are_written_into_the_stored_definition():
