@@ -19,6 +19,10 @@ import pytest
 
 from virtops_unitlib import patch_module_args  # noqa: E402
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._pool_options import build_specs  # noqa: E402
+from ansible_collections.virtops.hypervisor.plugins.module_utils._pool_storage import HostStorage  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_pool, libvirt_pool_info  # noqa: E402
 
 URI = 'test:///default'
@@ -214,3 +218,23 @@ def test_info_lists_pools_with_sizes_and_volumes(pool, info, name, target):
     assert found['volumes'] == [{'name': 'a.img', 'path': '%s/a.img' % target, 'capacity': 2048,
                                  'allocation': 2048, 'format': 'raw'}]
     assert info(name=[name])['pools'][0]['volumes'] == ['a.img']
+
+
+def test_a_pool_another_run_defines_and_starts_meanwhile_is_converged_on_a_new_reading(name, target, monkeypatch):
+    """The other run acts between this run's reading and its define: the define fails (another UUID), the
+    pool is read again, and only what still differs (autostart) is done."""
+
+    connection = libvirt.open(URI)
+    define = _pool.PoolManager._define
+
+    def define_after_the_other_run(manager, spec, xml):
+        other = connection.storagePoolDefineXML(xml, 0)
+        other.create(0)
+        monkeypatch.setattr(_pool.PoolManager, '_define', define)
+        define(manager, spec, xml)
+    monkeypatch.setattr(_pool.PoolManager, '_define', define_after_the_other_run)
+    specs, batch = build_specs({'name': name, 'type': 'dir', 'target': target, 'autostart': True, 'state': 'active'})
+    result = Result()
+    _pool.PoolManager(connection, HostStorage(None), result).converge(specs, batch)
+    assert result.actions == ['autostart']
+    assert lookup(name).isActive() and lookup(name).autostart()
