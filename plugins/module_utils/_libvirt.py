@@ -172,6 +172,20 @@ class ObjectReading(object):
         return hash(self._key())
 
 
+def read_object(lookup, name, inactive_flag, missing_code):
+    """An ObjectReading of the pool or network lookup(name) finds, or None when there is none (also when it
+    is removed while being read)."""
+    obj = lookup_by_name(lookup, name, missing_code)
+    if obj is None:
+        return None
+    try:
+        return ObjectReading(obj, inactive_flag)
+    except libvirt.libvirtError as exc:
+        if is_error(exc, missing_code):
+            return None
+        raise
+
+
 class DomainReading(object):
     """One read of a domain: what another run may change about it.
 

@@ -18,7 +18,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool_st
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool_xml as px
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    LibvirtFailure, ObjectReading, error_text, is_error, libvirt, lookup_by_name, require_libvirt, retry_on_conflict,
+    LibvirtFailure, error_text, is_error, libvirt, lookup_by_name, read_object, require_libvirt, retry_on_conflict,
     with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._pool_options import build_specs, where
 
@@ -43,15 +43,8 @@ def lookup_pool(conn, name):
 
 def read_pool(conn, name):
     """An ObjectReading of the pool named name (``obj`` the pool), or None when there is none."""
-    pool = lookup_pool(conn, name)
-    if pool is None:
-        return None
-    try:
-        return ObjectReading(pool, libvirt.VIR_STORAGE_XML_INACTIVE)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_STORAGE_POOL'):
-            return None
-        raise
+    return read_object(conn.storagePoolLookupByName, name, libvirt.VIR_STORAGE_XML_INACTIVE,
+                       'VIR_ERR_NO_STORAGE_POOL')
 
 
 class Plan(object):

@@ -11,6 +11,7 @@ import pwd
 import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool_xml as px
+from ansible_collections.virtops.hypervisor.plugins.module_utils._batch import build_batch
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 
 STATES = ('present', 'active', 'inactive', 'absent')
@@ -168,21 +169,7 @@ class PoolSpec(object):
 
 def build_specs(params):
     """Validate the module parameters into PoolSpecs; raises PoolXMLError naming the input."""
-    if params.get('pools') is None:
-        return [PoolSpec(params, '')], False
-    specs = []
-    for index, item in enumerate(params['pools']):
-        merged = dict(item)
-        for key in ITEM_DEFAULTS:
-            if merged.get(key) is None:
-                merged[key] = params.get(key)
-        specs.append(PoolSpec(merged, 'pools[%d]' % index))
-    seen = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise px.PoolXMLError("pool '%s' appears twice: %s and %s" % (spec.name, seen[spec.name], spec.label))
-        seen[spec.name] = spec.label
-    return specs, True
+    return build_batch(params, 'pools', ITEM_DEFAULTS, PoolSpec, 'pool', px.PoolXMLError)
 
 
 POOL_OPTIONS = {
