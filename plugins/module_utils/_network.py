@@ -135,11 +135,11 @@ class NetworkManager(object):
         root = spec.xml if spec.xml is not None else nx.patched(nx.new_network(spec.name), nx.empty_model(), wanted)
         item.differ('network: absent -> present')
         net = item.perform('define', self._define, nx.to_text(root))
-        if spec.autostart:
+        if spec.autostart:  # net is None in check mode: the side effects below do not run then
             item.differ('autostart: false -> true')
-            item.perform('autostart', lambda: net.setAutostart(1))
+            item.perform('autostart', _set_autostart, net)
         if spec.state == 'active':
-            item.perform('start', lambda: net.create())
+            item.perform('start', _start, net)
         return (wanted, 'active' if spec.state == 'active' else 'inactive', bool(spec.autostart),
                 net.UUIDString() if net is not None else None)
 
@@ -254,6 +254,14 @@ class NetworkManager(object):
         if self.result.diff_mode:
             item.add_diff(before, plan.view(model, state, autostart) if state != 'absent' else 'state: absent\n',
                           "network '%s'" % spec.name)
+
+
+def _set_autostart(net):
+    net.setAutostart(1)
+
+
+def _start(net):
+    net.create()
 
 
 def _parents(root):

@@ -127,8 +127,8 @@ class _Validator(object):
         if forward in ('bridge', 'macvtap'):
             addressed = [key for key in nx.FAMILIES if key in given and given[key].get('address')]
             for key in addressed + [key for key in ('domain', 'dns_hosts') if given.get(key)]:
-                self.fail(key, 'forward %s hands guests to a host device: libvirt runs no addresses, '
-                                   'DHCP or DNS there, leave %s out' % (forward, key))
+                self.fail(key, 'forward %s hands guests to a host device: libvirt runs no addresses, DHCP or '
+                               'DNS there, leave %s out' % (forward, key))
 
     def _ip(self, family, block):
         label = family

@@ -22,7 +22,7 @@ description:
   - The UUID, the bridge's MAC address and a bridge name libvirt chose are kept in both forms, so a rerun
     never sees them as a difference.
   - On a B(running) network, DHCP hosts (O(ipv4.dhcp.hosts), O(ipv6.dhcp.hosts)) and O(dns_hosts) are added,
-    changed and removed with virNetworkUpdate, in the running network and its stored definition together:
+    changed and removed with virNetworkUpdate, in the running network and its stored definition together;
     the network does not restart and guests keep their leases (dnsmasq rereads its hosts file; libvirt
     restarts dnsmasq for DNS host changes). Any other difference is stored for the next start and returned
     in RV(restart_reasons); the module restarts the network only with O(apply=restart).
@@ -312,8 +312,9 @@ actions:
   returned: always
   sample: [define, update hosts (2), autostart, start]
 differences:
-  description: Each difference between the network and what was asked, as V(what: before -> after), or for
-    host lists V(ipv4.dhcp.hosts: + 52:54:00:00:77:10 10.77.0.10 web1).
+  description:
+    - "Each difference between the network and what was asked, as C(what: before -> after), or for host lists
+      C(ipv4.dhcp.hosts: + 52:54:00:00:77:10 10.77.0.10 web1)."
   type: list
   elements: str
   returned: always

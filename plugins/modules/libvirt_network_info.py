@@ -48,22 +48,50 @@ networks:
   elements: dict
   returned: always
   contains:
-    name: {description: Name of the network., type: str, sample: lab}
-    uuid: {description: UUID of the network., type: str}
-    state: {description: V(active) or V(inactive)., type: str, sample: active}
-    active: {description: Whether the network runs., type: bool}
-    persistent: {description: Whether the network is defined (not only running)., type: bool}
-    autostart: {description: Whether the network starts with libvirtd., type: bool}
-    forward: {description: Forward mode, as O(virtops.hypervisor.libvirt_network#module:forward) takes it., type: str, sample: nat}
-    bridge: {description: Name of the bridge (null for macvtap)., type: str, sample: virbr-lab}
-    interface: {description: The host interface the network forwards to, if one is set., type: str}
-    mtu: {description: MTU of the bridge when set., type: int}
-    domain: {description: DNS domain of the network., type: str}
+    name:
+      description: Name of the network.
+      type: str
+      sample: lab
+    uuid:
+      description: UUID of the network.
+      type: str
+    state:
+      description: V(active) or V(inactive).
+      type: str
+      sample: active
+    active:
+      description: Whether the network runs.
+      type: bool
+    persistent:
+      description: Whether the network is defined (not only running).
+      type: bool
+    autostart:
+      description: Whether the network starts with libvirtd.
+      type: bool
+    forward:
+      description: Forward mode, as O(virtops.hypervisor.libvirt_network#module:forward) takes it.
+      type: str
+      sample: nat
+    bridge:
+      description: Name of the bridge (null for macvtap).
+      type: str
+      sample: virbr-lab
+    interface:
+      description: The host interface the network forwards to, if one is set.
+      type: str
+    mtu:
+      description: MTU of the bridge when set.
+      type: int
+    domain:
+      description: DNS domain of the network.
+      type: str
     ipv4:
       description: The IPv4 block (address, prefix, dhcp with range and hosts), or null.
       type: dict
       sample: {address: 10.77.0.1, prefix: 24, dhcp: {range: {start: 10.77.0.100, end: 10.77.0.199}, hosts: []}}
-    ipv6: {description: The IPv6 block with the keys of RV(networks[].ipv4), or null., type: dict}
+    ipv6:
+      description: The IPv6 block with the keys of RV(networks[].ipv4), or null.
+      type: dict
     addresses:
       description: The network's own addresses with prefix.
       type: list

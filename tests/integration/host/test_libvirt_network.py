@@ -105,7 +105,7 @@ def test_a_nat_network_with_reserved_addresses_four_ways(lvhost, net):
         hosts = lvhost.read_file('%s/%s.hostsfile' % (DNSMASQ, net.name))
         assert '52:54:00:00:77:10,10.77.%d.10,web1' % net.number in hosts
         assert 'web1.lab.internal' in lvhost.read_file('%s/%s.addnhosts' % (DNSMASQ, net.name))
-    check, real, rerun, _ = lvhost.four_ways('libvirt_network', args, verify)
+    check, real, rerun = lvhost.four_ways('libvirt_network', args, verify)[:3]
     assert real['actions'] == ['define', 'autostart', 'start']
     assert (rerun['state'], rerun['bridge'], rerun['restart_required']) == ('active', net.bridge, False)
     assert check['diff']['after'] == real['diff']['after']
@@ -115,7 +115,7 @@ def test_a_nat_network_with_reserved_addresses_four_ways(lvhost, net):
 def test_a_bridge_name_libvirt_picks_is_kept(lvhost, net):
     args = net.args()
     del args['bridge']
-    _, real, rerun, _ = lvhost.four_ways('libvirt_network', args)
+    real, rerun = lvhost.four_ways('libvirt_network', args)[1:3]
     assert real['bridge'].startswith('virbr') and rerun['bridge'] == real['bridge']
 
 
@@ -138,11 +138,11 @@ def test_dhcp_hosts_change_live_keeping_dnsmasq_and_the_bridge(lvhost, net):
         assert dnsmasq_pid(lvhost, net) == pid and bridge_index(lvhost, net) == index
         stored = inactive_xml(lvhost, net)
         assert "ip='10.77.%d.12'" % net.number in stored and "ip='fd00:77:%d::11'" % net.number in stored
-    _, real, rerun, _ = lvhost.four_ways('libvirt_network', net.args(moved, net.host(WEB2), ipv6=ipv6), verify)
+    real, rerun = lvhost.four_ways('libvirt_network', net.args(moved, net.host(WEB2), ipv6=ipv6), verify)[1:3]
     assert real['actions'] == ['update hosts (3)'] and not rerun['restart_required']
     # removing every host, also live
     ipv6['dhcp']['hosts'] = []
-    _, real, _, _ = lvhost.four_ways('libvirt_network', net.args(ipv6=ipv6))
+    real = lvhost.four_ways('libvirt_network', net.args(ipv6=ipv6))[1]
     assert real['actions'] == ['update hosts (4)']
     assert '52:54:00' not in lvhost.read_file(hostsfile)
     assert dnsmasq_pid(lvhost, net) == pid and bridge_index(lvhost, net) == index
@@ -152,11 +152,11 @@ def test_dns_hosts_change_live(lvhost, net):
     assert lvhost.run_module('libvirt_network', net.args())['changed']
     index = bridge_index(lvhost, net)
     dns = [{'ip': '10.77.%d.10' % net.number, 'names': ['web1.lab.internal', 'www.lab.internal']}]
-    _, real, _, _ = lvhost.four_ways('libvirt_network', net.args(dns_hosts=dns))
+    real = lvhost.four_ways('libvirt_network', net.args(dns_hosts=dns))[1]
     assert real['actions'] == ['update hosts (1)']
     assert 'www.lab.internal' in lvhost.read_file('%s/%s.addnhosts' % (DNSMASQ, net.name))
     dns[0]['names'] = ['web1.lab.internal']
-    _, real, _, _ = lvhost.four_ways('libvirt_network', net.args(dns_hosts=dns))
+    real = lvhost.four_ways('libvirt_network', net.args(dns_hosts=dns))[1]
     assert real['actions'] == ['update hosts (2)']  # libvirt 9 cannot modify a DNS host: delete, add
     assert 'www.lab.internal' not in lvhost.read_file('%s/%s.addnhosts' % (DNSMASQ, net.name))
     assert bridge_index(lvhost, net) == index
@@ -174,7 +174,7 @@ def test_other_changes_wait_for_a_restart_unless_asked(lvhost, net):
     for check in (False, True):
         rerun = lvhost.run_module('libvirt_network', net.args(mtu=9000), check=check)
         assert not rerun['changed'] and rerun['restart_required'], rerun
-    _, real, rerun, _ = lvhost.four_ways('libvirt_network', net.args(mtu=9000, apply='restart'))
+    real, rerun = lvhost.four_ways('libvirt_network', net.args(mtu=9000, apply='restart'))[1:3]
     assert real['actions'] == ['restart'] and not rerun['restart_required'] and rerun['restart_reasons'] == []
     assert lvhost.read_file('/sys/class/net/%s/mtu' % net.bridge).strip() == '9000'
 
@@ -183,10 +183,10 @@ def test_full_xml_keeps_what_libvirt_assigned(lvhost, net):
     xml = ("<network><name>{0}</name><forward mode='nat'/><ip address='10.77.{1}.1' netmask='255.255.255.0'>"
            "<dhcp><range start='10.77.{1}.100' end='10.77.{1}.199'/><host mac='52:54:00:AA:77:10' ip='10.77.{1}.10'/>"
            "</dhcp></ip></network>").format(net.name, net.number)
-    _, real, _, _ = lvhost.four_ways('libvirt_network', {'xml': xml})
+    real = lvhost.four_ways('libvirt_network', {'xml': xml})[1]
     uuid = real['uuid']
-    _, real, _, _ = lvhost.four_ways('libvirt_network', {'xml': xml.replace("ip='10.77.%d.10'" % net.number,
-                                                                             "ip='10.77.%d.20'" % net.number)})
+    moved = xml.replace("ip='10.77.%d.10'" % net.number, "ip='10.77.%d.20'" % net.number)
+    real = lvhost.four_ways('libvirt_network', {'xml': moved})[1]
     assert real['actions'] == ['update hosts (1)'] and real['uuid'] == uuid
 
 
@@ -212,7 +212,7 @@ def test_a_guest_gets_its_reserved_address_and_keeps_the_network_up(lvhost, net,
     assert inactive_xml(lvhost, net) == stored
     # a live DHCP host change with the guest up: dnsmasq keeps running, the lease stays
     pid = dnsmasq_pid(lvhost, net)
-    _, real, _, _ = lvhost.four_ways('libvirt_network', net.args(net.host(WEB1), net.host(WEB2)))
+    real = lvhost.four_ways('libvirt_network', net.args(net.host(WEB1), net.host(WEB2)))[1]
     assert real['actions'] == ['update hosts (1)'] and dnsmasq_pid(lvhost, net) == pid
     info = lvhost.run_module('libvirt_network_info', {'networks': [net.name]})
     assert [lease['ip'] for lease in info['networks'][0]['leases']] == ['10.77.%d.10' % net.number]

@@ -98,7 +98,7 @@ def exists(name):
 
 def test_a_new_network_is_defined_started_and_rerun_changes_nothing(four_ways, name):
     args = dict(lab(name, WEB1), autostart=True, dns_hosts=[{'ip': '10.77.0.10', 'names': ['web1.lab.internal']}])
-    check, real, rerun, _ = four_ways(args, verify=lambda: None)
+    check, real, rerun = four_ways(args, verify=lambda: None)[:3]
     assert real['actions'] == ['define', 'autostart', 'start']
     assert real['diff']['before'] == 'state: absent\n'
     assert 'dhcp host: 52:54:00:00:77:10 10.77.0.10 web1' in real['diff']['after']
@@ -110,24 +110,24 @@ def test_a_new_network_is_defined_started_and_rerun_changes_nothing(four_ways, n
 def test_dhcp_hosts_change_on_the_running_network_without_a_restart(network, four_ways, name):
     network(lab(name, WEB1))
     moved = dict(WEB1, ip='10.77.0.12')
-    _, real, rerun, _ = four_ways(lab(name, moved, WEB2))
+    real, rerun = four_ways(lab(name, moved, WEB2))[1:3]
     assert real['actions'] == ['update hosts (2)']
     assert real['differences'] == ['ipv4.dhcp.hosts: - 52:54:00:00:77:10 10.77.0.10 web1',
                                    'ipv4.dhcp.hosts: + 52:54:00:00:77:11 10.77.0.11 web2',
                                    'ipv4.dhcp.hosts: + 52:54:00:00:77:10 10.77.0.12 web1']
     assert not rerun['restart_required'] and rerun['restart_reasons'] == []
     assert "ip='10.77.0.12'" in xml_of(name) and "ip='10.77.0.11'" in xml_of(name)
-    _, real, _, _ = four_ways(lab(name))
+    real = four_ways(lab(name))[1]
     assert real['actions'] == ['update hosts (2)'] and '<host ' not in xml_of(name)
 
 
 def test_dns_hosts_change_on_the_running_network(network, four_ways, name):
     network(lab(name))
     args = dict(lab(name), dns_hosts=[{'ip': '10.77.0.10', 'names': ['web1.lab.internal']}])
-    _, real, _, _ = four_ways(args)
+    real = four_ways(args)[1]
     assert real['actions'] == ['update hosts (1)']
     args['dns_hosts'][0]['names'] = ['web1.lab.internal', 'www.lab.internal']
-    _, real, _, _ = four_ways(args)
+    real = four_ways(args)[1]
     assert real['actions'] == ['update hosts (2)']  # libvirt 9 cannot modify a DNS host: delete, add
     assert '<hostname>www.lab.internal</hostname>' in xml_of(name)
 
@@ -142,7 +142,7 @@ def test_options_left_out_keep_what_libvirt_has(network, name):
 def test_an_inactive_network_is_redefined(four_ways, network, name):
     network(dict(lab(name), state='inactive'))
     args = dict(lab(name), state='inactive', mtu=9000, forward='route')
-    _, real, rerun, _ = four_ways(args)
+    real, rerun = four_ways(args)[1:3]
     assert real['actions'] == ['define'] and real['differences'] == ['forward: nat -> route', 'mtu: none -> 9000']
     assert rerun['state'] == 'inactive' and not rerun['restart_required']
     assert "<forward mode='route'/>" in xml_of(name)
@@ -153,7 +153,7 @@ def test_state_changes(four_ways, network, name):
     four_ways({'name': name, 'state': 'active'})
     four_ways({'name': name, 'state': 'inactive'})
     four_ways({'name': name, 'autostart': True, 'state': 'present'})
-    _, real, _, _ = four_ways({'name': name, 'state': 'absent'})
+    real = four_ways({'name': name, 'state': 'absent'})[1]
     assert real['actions'] == ['undefine'] and not exists(name)
 
 
@@ -170,9 +170,9 @@ def test_a_network_running_domains_use_is_not_removed_without_force(network):
 
 def test_a_batch_converges_every_item(four_ways, name):
     other = name + 'b'
-    args = {'state': 'inactive', 'networks': [lab(name, WEB1), {'name': other, 'forward': 'isolated', 'state': 'active',
-                                                                 'ipv4': {'address': '10.78.0.1', 'prefix': 24}}]}
-    _, real, rerun, _ = four_ways(args)
+    isolated = {'name': other, 'forward': 'isolated', 'state': 'active', 'ipv4': {'address': '10.78.0.1', 'prefix': 24}}
+    args = {'state': 'inactive', 'networks': [lab(name, WEB1), isolated]}
+    real, rerun = four_ways(args)[1:3]
     assert [(item['name'], item['state']) for item in rerun['networks']] == [(name, 'inactive'), (other, 'active')]
     assert len(real['diff']) == 2
 
@@ -191,10 +191,10 @@ def test_full_xml_reruns_are_no_ops(four_ways, network, name):
            "</network>" % name)
     four_ways({'xml': xml})
     uuid = libvirt.open(URI).networkLookupByName(name).UUIDString()
-    _, real, _, _ = four_ways({'xml': xml.replace("ip='10.79.0.10'", "ip='10.79.0.11'")})
+    real = four_ways({'xml': xml.replace("ip='10.79.0.10'", "ip='10.79.0.11'")})[1]
     assert real['actions'] == ['update hosts (1)']
     network({'name': name, 'state': 'inactive'})  # the test driver drops a stored definition when it stops a network
-    _, real, _, _ = four_ways({'xml': xml.replace('<network>', "<network><domain name='x.internal'/>"), 'state': 'inactive'})
+    real = four_ways({'xml': xml.replace('<network>', "<network><domain name='x.internal'/>"), 'state': 'inactive'})[1]
     assert real['actions'] == ['define']
     assert libvirt.open(URI).networkLookupByName(name).UUIDString() == uuid
 
