@@ -23,8 +23,8 @@ description:
     never sees them as a difference.
   - On a B(running) network, DHCP hosts (O(ipv4.dhcp.hosts), O(ipv6.dhcp.hosts)) and O(dns_hosts) are added,
     changed and removed with virNetworkUpdate, in the running network and its stored definition together;
-    the network does not restart and guests keep their leases (dnsmasq rereads its hosts file; libvirt
-    restarts dnsmasq for DNS host changes). Any other difference is stored for the next start and returned
+    the network does not restart, dnsmasq keeps running (it rereads its hosts files) and guests keep their
+    leases. Any other difference is stored for the next start and returned
     in RV(restart_reasons); the module restarts the network only with O(apply=restart).
   - Stopping, restarting or removing a network that running domains use would cut them off. The module refuses
     and names the domains unless O(force=true).

@@ -68,7 +68,7 @@ def four_ways(network):
         assert check['changed'] and real['changed'], (check, real)
         assert not rerun['changed'] and not check_rerun['changed'], (rerun, check_rerun)
         assert check['actions'] == real['actions'] and check['differences'] == real['differences']
-        assert check['diff'] == real['diff'] if not isinstance(real['diff'], list) or check['diff'] else True
+        assert check['diff'] == real['diff']  # the test driver names no bridges: nothing check mode cannot know
         return check, real, rerun, check_rerun
     return call
 
@@ -98,7 +98,7 @@ def exists(name):
 
 def test_a_new_network_is_defined_started_and_rerun_changes_nothing(four_ways, name):
     args = dict(lab(name, WEB1), autostart=True, dns_hosts=[{'ip': '10.77.0.10', 'names': ['web1.lab.internal']}])
-    check, real, rerun = four_ways(args, verify=lambda: None)[:3]
+    check, real, rerun = four_ways(args)[:3]
     assert real['actions'] == ['define', 'autostart', 'start']
     assert real['diff']['before'] == 'state: absent\n'
     assert 'dhcp host: 52:54:00:00:77:10 10.77.0.10 web1' in real['diff']['after']
