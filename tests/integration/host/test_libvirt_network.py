@@ -237,3 +237,35 @@ def test_bad_inputs_change_nothing(lvhost, net):
     assert messages[2].startswith("networks[1].bridge: 'this-name-is-too-long' is not an interface name")
     assert messages[4].startswith('networks[1].ipv4.dhcp.hosts[1].mac: 52:54:00:00:77:10 is also the mac of hosts[0]')
     assert lvhost.virsh('net-list', '--all', '--name') == before
+
+
+@pytest.fixture
+def host_devices(lvhost, net):
+    """A host bridge and a veth interface inside the container for forward bridge, macvtap and route (the
+    host kernel has no dummy module to load)."""
+    bridge, veth = 'vit-hbr%d' % net.number, 'vit-veth%d' % net.number
+    remove = 'ip link del {0} 2>/dev/null || true; ip link del {1} 2>/dev/null || true'.format(bridge, veth)
+    lvhost.sh('{2}; ip link add {0} type bridge && ip link set {0} up && ip link add {1} type veth peer name {1}p && '
+              'ip link set {1} up'.format(bridge, veth, remove))
+    yield bridge, veth
+    lvhost.sh(remove, check=False)
+
+
+@pytest.mark.parametrize('forward', ['bridge', 'macvtap', 'route'])
+def test_networks_on_host_devices_four_ways(lvhost, net, host_devices, forward):
+    bridge, dummy = host_devices
+    args = {'name': net.name, 'forward': forward}
+    if forward == 'bridge':
+        args['bridge'] = bridge
+    else:
+        args['interface'] = dummy
+    if forward == 'route':
+        args['ipv4'] = {'address': '10.77.%d.1' % net.number, 'prefix': 24}
+    rerun = lvhost.four_ways('libvirt_network', args)[2]
+    info = lvhost.run_module('libvirt_network_info', {'networks': [net.name]})['networks'][0]
+    assert (info['forward'], info['state'], info['interface']) == (forward, 'active', args.get('interface'))
+    assert rerun['bridge'] == info['bridge']
+    if forward == 'route':
+        assert info['bridge'].startswith('virbr')  # picked by libvirt and kept by the rerun
+    else:
+        assert info['bridge'] == {'bridge': bridge, 'macvtap': None}[forward]
