@@ -125,7 +125,8 @@ def test_fs_pool_formats_an_empty_device_once_and_delete_keeps_the_file_system(l
         assert 'TYPE=ext4' in blkid(lvhost, device)
         assert mounted_on(lvhost, device) == target
         assert virsh_state(lvhost, name) == ('running', 'no')
-    real = lvhost.four_ways('libvirt_pool', args, verify)[1]
+    check, real = lvhost.four_ways('libvirt_pool', args, verify)[:2]
+    assert check['diff'] == real['diff'] and check['differences'] == real['differences']
     assert real['actions'] == ['define', 'build', 'start']
     fs_uuid = lvhost.exec(['blkid', '-s', 'UUID', '-o', 'value', device]).stdout.strip()
     facts = lvhost.run_module('libvirt_pool_info', {'name': [name]})
@@ -167,7 +168,8 @@ def test_logical_pool_creates_its_volume_group_and_delete_removes_it(lvhost, nam
         assert group in volume_groups(lvhost)
         assert 'TYPE=LVM2_member' in blkid(lvhost, device)
         assert virsh_state(lvhost, name)[0] == 'running'
-    real = lvhost.four_ways('libvirt_pool', args, verify)[1]
+    check, real = lvhost.four_ways('libvirt_pool', args, verify)[:2]
+    assert check['diff'] == real['diff'] and check['differences'] == real['differences']
     assert real['actions'] == ['define', 'build', 'start']
     assert "<format type='lvm2'/>" in lvhost.virsh('pool-dumpxml', name)
     assert '<path>/dev/%s</path>' % group in lvhost.virsh('pool-dumpxml', name)
