@@ -25,6 +25,8 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._network_spec i
 
 UPDATE_COMMANDS = {'add': 'VIR_NETWORK_UPDATE_COMMAND_ADD_LAST', 'modify': 'VIR_NETWORK_UPDATE_COMMAND_MODIFY',
                    'delete': 'VIR_NETWORK_UPDATE_COMMAND_DELETE'}
+# The restart reason when full XML differs only in what the model does not describe (DNS forwarders...).
+OUTSIDE_THE_OPTIONS = 'xml: settings the structured options do not cover differ'
 UPDATE_SECTIONS = {'dhcp_host': 'VIR_NETWORK_SECTION_IP_DHCP_HOST', 'dns_host': 'VIR_NETWORK_SECTION_DNS_HOST'}
 
 
@@ -163,28 +165,22 @@ class NetworkManager(object):
         found.wanted = wanted = nx.describe(asked) if asked is not None else spec.wanted(have)
         lines = plan.differences(have, wanted)
         found.differences = [line for line, _live in lines]
+        outside = asked is not None and _outside_differs(config, asked, spec.xml)
+        if outside and all(live_ok for _line, live_ok in lines):
+            found.differences.append(OUTSIDE_THE_OPTIONS)
         if asked is not None:
             changed = nx.canonical(config, spec.xml) != nx.canonical(asked, spec.xml)
-            outside = nx.canonical(config, spec.xml, True) != nx.canonical(asked, spec.xml, True)
-            if outside and not [line for line, live in lines if not live]:
-                found.differences.append('xml: settings the structured options do not cover differ')
             new_xml = nx.to_text(asked)
         else:
             changed = bool(lines)
-            outside = False
             new_xml = nx.to_text(nx.patched(config, have, wanted))
         if not reading.active or spec.state == 'inactive':  # stopped now or by this run: nothing live to change
             found.define = new_xml if changed else None
             return found
         live_root = nx.parse(reading.live_xml)
-        live = nx.describe(live_root)
-        live_lines = plan.differences(live, wanted)
-        found.restart_reasons = [line for line, live_ok in live_lines if not live_ok]
-        if outside:
-            found.restart_reasons.append('xml: settings the structured options do not cover differ')
-        found.steps = plan.update_steps(live, wanted, _parents(live_root))
-        hosts_only = not outside and all(live_ok for _line, live_ok in lines)
+        self._plan_live(found, live_root, asked is not None and _outside_differs(live_root, asked, spec.xml))
         found.steps_flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+        hosts_only = not outside and all(live_ok for _line, live_ok in lines)
         if changed and hosts_only and plan.update_steps(have, wanted, _parents(config)) == found.steps:
             found.steps_flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG  # one update changes both the same way
         elif changed:
@@ -192,6 +188,15 @@ class NetworkManager(object):
         if found.restart_reasons and spec.apply == 'restart':
             found.steps = []  # the restart brings them
         return found
+
+    @staticmethod
+    def _plan_live(found, live_root, outside):
+        """The restart reasons and host updates of the running network (live_root) against found.wanted."""
+        live = nx.describe(live_root)
+        found.restart_reasons = [line for line, live_ok in plan.differences(live, found.wanted) if not live_ok]
+        if outside and not found.restart_reasons:
+            found.restart_reasons.append(OUTSIDE_THE_OPTIONS)
+        found.steps = plan.update_steps(live, found.wanted, _parents(live_root))
 
     def _autostart(self, spec, reading, item):
         if spec.autostart is None or spec.autostart == reading.autostart:
@@ -254,6 +259,11 @@ class NetworkManager(object):
         if self.result.diff_mode:
             item.add_diff(before, plan.view(model, state, autostart) if state != 'absent' else 'state: absent\n',
                           "network '%s'" % spec.name)
+
+
+def _outside_differs(actual, asked, given):
+    """Whether actual differs from asked (full XML) in more than the DHCP and DNS hosts."""
+    return nx.canonical(actual, given, True) != nx.canonical(asked, given, True)
 
 
 def _set_autostart(net):

@@ -26,6 +26,7 @@ FAMILIES = ('ipv4', 'ipv6')
 # What libvirt adds to a network by itself; not a difference when the asked XML leaves it out.
 ASSIGNED_BRIDGE_ATTRIBUTES = ('name', 'stp', 'delay')
 ADDRESS_ATTRIBUTES = ('address', 'ip', 'start', 'end')
+DEFAULT_NAT = ('nat', (), '', (('port', (('end', '65535'), ('start', '1024')), '', ()),))
 
 
 class NetworkXMLError(ModuleFailure):
@@ -322,6 +323,9 @@ def canonical(actual, asked, without_hosts=False):
                 bridge.attrib.pop(key, None)
         if not bridge.attrib and asked_bridge is None:
             root.remove(bridge)
+    nat = root.find('forward/nat')
+    if nat is not None and asked.find('forward/nat') is None and _tree(nat) == DEFAULT_NAT:
+        root.find('forward').remove(nat)  # a running NAT network shows libvirt's default port range
     if without_hosts:
         for parent in root.findall('ip/dhcp') + root.findall('dns'):
             for host in parent.findall('host'):

@@ -189,6 +189,18 @@ def test_full_xml_keeps_what_libvirt_assigned(lvhost, net):
     moved = xml.replace("ip='10.77.%d.10'" % net.number, "ip='10.77.%d.20'" % net.number)
     real = lvhost.four_ways('libvirt_network', {'xml': moved})[1]
     assert real['actions'] == ['update hosts (1)'] and real['uuid'] == uuid
+    # what the structured options do not cover: stored, then applied by a restart
+    forwarder = moved.replace("<forward mode='nat'/>", "<forward mode='nat'/><dns><forwarder addr='192.0.2.53'/></dns>")
+    for check in (True, False):
+        report = lvhost.run_module('libvirt_network', {'xml': forwarder}, check=check)
+        assert report['changed'] and report['actions'] == ['define'] and report['restart_required'], report
+    for check in (False, True):
+        report = lvhost.run_module('libvirt_network', {'xml': forwarder}, check=check)
+        assert not report['changed'] and report['restart_reasons'] == [
+            'xml: settings the structured options do not cover differ'], report
+    rerun = lvhost.four_ways('libvirt_network', {'xml': forwarder, 'apply': 'restart'})[2]
+    assert not rerun['restart_required']
+    assert 'server=192.0.2.53' in lvhost.read_file('%s/%s.conf' % (DNSMASQ, net.name))
 
 
 def test_a_guest_gets_its_reserved_address_and_keeps_the_network_up(lvhost, net, guest):

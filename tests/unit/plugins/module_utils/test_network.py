@@ -201,6 +201,14 @@ def test_full_xml_compares_without_what_libvirt_adds():
     assert nx.canonical(stored, asked, True) == nx.canonical(kept, asked, True)  # only hosts differ
 
 
+def test_the_default_nat_ports_of_a_running_network_are_no_difference():
+    asked = nx.parse("<network><name>n</name><forward mode='nat'/></network>")
+    running = ("<network><name>n</name><uuid>680f67af-2ea4-44c4-9242-5c5e5a392527</uuid><forward mode='nat'><nat>"
+               "<port start='%s' end='65535'/></nat></forward><bridge name='virbr1' stp='on' delay='0'/></network>")
+    assert nx.canonical(nx.parse(running % 1024), asked) == nx.canonical(asked, asked)
+    assert nx.canonical(nx.parse(running % 2048), asked) != nx.canonical(asked, asked)
+
+
 # --- planning --------------------------------------------------------------------------------------
 
 def host(mac, ip, name=None):
