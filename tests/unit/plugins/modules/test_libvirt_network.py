@@ -18,6 +18,7 @@ import pytest
 
 from virtops_unitlib import patch_module_args  # noqa: E402
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _network  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_network, libvirt_network_info  # noqa: E402
 
 URI = 'test:///default'
@@ -211,3 +212,34 @@ def test_info_describes_networks_in_the_form_the_module_takes(network, info, nam
     reused = copy.deepcopy(found)
     args = dict((key, reused[key]) for key in ('name', 'forward', 'bridge', 'domain', 'ipv4', 'dns_hosts'))
     assert not network(args)['changed']
+
+
+def test_a_restart_of_a_network_running_domains_use_is_refused_before_any_change(network):
+    before = xml_of('default')
+    for check in (True, False):
+        report = network({'name': 'default', 'mtu': 9000, 'apply': 'restart'}, check=check)
+        assert report['failed'] and not report['changed'] and report['actions'] == []
+        assert "will not restart network 'default': running domains use it (test)" in report['msg']
+    assert xml_of('default') == before
+
+
+def test_a_host_another_run_added_meanwhile_is_no_change(network, name, monkeypatch):
+    """The run reads the network, another run adds the same DHCP host, libvirt refuses the add: the module
+    reads again, finds the host there and reports no change."""
+    network(lab(name))
+    stale = _network.read_network(libvirt.open(URI), name)
+    libvirt.open(URI).networkLookupByName(name).update(
+        libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, 0,
+        "<host mac='52:54:00:00:77:10' name='web1' ip='10.77.0.10'/>",
+        libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG)
+    calls = []
+    fresh = _network.read_network
+
+    def read(conn, net):
+        calls.append(net)
+        return stale if len(calls) == 1 else fresh(conn, net)
+    monkeypatch.setattr(_network, 'read_network', read)
+    report = network(lab(name, WEB1))
+    assert not report.get('failed') and not report['changed'], report
+    assert report['actions'] == [] and report['differences'] == []
+    assert len(calls) == 3  # the stale reading, the one after libvirt refused, the one reported
