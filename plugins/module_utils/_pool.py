@@ -164,7 +164,7 @@ class PoolManager(object):
         permissions, and a new target that waits for a restart)."""
         if running and plan.settings['type'] != 'dir':
             return
-        storage = ps.plan_storage(plan.settings, plan.spec.name, self.storage, plan.spec.about, running)
+        storage = ps.plan_storage(plan.settings, plan.spec.name, self.storage, plan.spec.label, running)
         for line in storage.reasons:
             plan.differ(line)
         for step in storage.steps:

@@ -129,26 +129,40 @@ class BuildPlan(object):
         self.reasons.append(reason)
 
 
-def plan_storage(settings, pool_name, storage, about, running=False):
+class _Refusals(object):
+    """Refusals that name the input (``pools[1].source.devices[0]: ...``) and the pool."""
+
+    def __init__(self, label, pool_name):
+        self.label = label
+        self.about = "pool '%s'" % pool_name
+
+    def refuse(self, field, text):
+        raise StorageRefused('%s.%s: %s' % (self.label, field, text) if self.label else '%s: %s' % (field, text),
+                             about=self.about)
+
+
+def plan_storage(settings, pool_name, storage, label='', running=False):
     """The BuildPlan of a pool from its full settings (describe() of the definition). libvirt builds only a
     pool that does not run: for a running one (a new target that waits for a restart) the module makes the
     directory itself.
 
-    Raises StorageRefused when the storage holds something else; types other than dir, fs, logical and
-    netfs are never built (libvirt_pool leaves their storage to whoever provides it).
+    Raises StorageRefused naming the input (label: ``pools[1]``, '' for a single pool) when the storage holds
+    something else; types other than dir, fs, logical and netfs are never built (libvirt_pool leaves their
+    storage to whoever provides it).
     """
     plan = BuildPlan()
     pool_type = settings['type']
+    refusals = _Refusals(label, pool_name)
     if pool_type in ('dir', 'netfs'):
-        _plan_directory(settings, storage, about, plan, pool_type == 'dir', running)
+        _plan_directory(settings, storage, refusals, plan, pool_type == 'dir', running)
     elif pool_type == 'fs':
-        _plan_fs(settings, storage, about, plan)
+        _plan_fs(settings, storage, refusals, plan)
     elif pool_type == 'logical':
-        _plan_logical(settings, pool_name, storage, about, plan)
+        _plan_logical(settings, pool_name, storage, refusals, plan)
     return plan
 
 
-def _plan_directory(settings, storage, about, plan, with_permissions, running):
+def _plan_directory(settings, storage, refusals, plan, with_permissions, running):
     path = settings['target']
     info = storage.directory(path)
     if info is None:
@@ -156,41 +170,41 @@ def _plan_directory(settings, storage, about, plan, with_permissions, running):
                  % (path, 'the module' if running else 'build'))
         return
     if not stat.S_ISDIR(info.st_mode):
-        raise StorageRefused('%s: target %s exists and is not a directory; move it away or choose another target'
-                             % (about, path), about=about)
+        refusals.refuse('target', '%s of %s exists and is not a directory; move it away or choose another target'
+                        % (path, refusals.about))
     if with_permissions:
         for gap in permission_gaps(settings['permissions'], info):
             plan.add(PERMISSIONS, gap)
 
 
-def _plan_fs(settings, storage, about, plan):
+def _plan_fs(settings, storage, refusals, plan):
     if not settings['source'].get('devices'):
-        raise StorageRefused('%s: an fs pool needs source.devices (the block device to mount)' % about, about=about)
+        refusals.refuse('source.devices', 'an fs pool needs the block device to mount')
     device = settings['source']['devices'][0]
+    field = 'source.devices[0]'
+    what = 'device %s of %s' % (device, refusals.about)
     wanted = settings['source'].get('format', 'auto')
-    _require_device(device, about)
+    _require_device(device, field, what, refusals)
     found = storage.signature(device)
     if not found:
         if storage.holds_data(device):
-            raise StorageRefused('%s: device %s holds data that blkid does not recognise (its first MiB is not '
-                                 'zero); it was not formatted. Wipe it yourself if the data is not needed.'
-                                 % (about, device), about=about)
+            refusals.refuse(field, '%s holds data that blkid does not recognise (its first MiB is not zero); it was '
+                                   'not formatted. Wipe it yourself if the data is not needed.' % what)
         if wanted == 'auto':
-            raise StorageRefused('%s: device %s holds no file system; set source.format (such as ext4) to have '
-                                 'it made' % (about, device), about=about)
+            refusals.refuse('source.format', '%s holds no file system; set source.format (such as ext4) to have it '
+                                             'made' % what)
         plan.add(BUILD, 'source.devices: %s holds no file system (build makes %s)' % (device, wanted))
         return
     if found.get('USAGE') != 'filesystem' or wanted not in ('auto', found.get('TYPE')):
-        raise StorageRefused(
-            '%s: device %s holds %s, not %s; it was not formatted. Point source.devices at another device, or '
-            'wipe this one yourself (wipefs -a) if its data is not needed.'
-            % (about, device, found_text(found), 'a file system' if wanted == 'auto' else wanted), about=about)
+        refusals.refuse(field, '%s holds %s, not %s; it was not formatted. Point source.devices at another device, '
+                               'or wipe this one yourself (wipefs -a) if its data is not needed.'
+                        % (what, found_text(found), 'a file system' if wanted == 'auto' else wanted))
     if storage.directory(settings['target']) is None:
         plan.add(MKDIR, 'target: %s does not exist (the mount point is created; %s on %s is used as it is)'
                  % (settings['target'], found.get('TYPE'), device))
 
 
-def _plan_logical(settings, pool_name, storage, about, plan):
+def _plan_logical(settings, pool_name, storage, refusals, plan):
     group = settings['source'].get('name') or pool_name
     devices = settings['source'].get('devices') or []
     pvs = storage.physical_volumes()
@@ -198,31 +212,31 @@ def _plan_logical(settings, pool_name, storage, about, plan):
         members = sorted(path for path, owner in pvs.items() if owner == group)
         strangers = [device for device in devices if os.path.realpath(device) not in members]
         if strangers:
-            raise StorageRefused('%s: volume group %s exists on %s, not on %s; fix source.devices'
-                                 % (about, group, ', '.join(members), ', '.join(strangers)), about=about)
+            refusals.refuse('source.devices', 'volume group %s of %s exists on %s, not on %s'
+                            % (group, refusals.about, ', '.join(members), ', '.join(strangers)))
         return
     if not devices:
-        raise StorageRefused('%s: volume group %s does not exist and source.devices names no device to create '
-                             'it on' % (about, group), about=about)
-    for device in devices:
-        _require_device(device, about)
+        refusals.refuse('source.devices', 'volume group %s of %s does not exist and no device is named to create it '
+                                          'on' % (group, refusals.about))
+    for index, device in enumerate(devices):
+        field = 'source.devices[%d]' % index
+        what = 'device %s of %s' % (device, refusals.about)
+        _require_device(device, field, what, refusals)
         owner = pvs.get(os.path.realpath(device))
         if owner is not None:
-            raise StorageRefused('%s: device %s is an LVM physical volume already (%s); it was not touched'
-                                 % (about, device, 'of volume group %s' % owner if owner else 'in no volume group'),
-                                 about=about)
+            refusals.refuse(field, '%s is an LVM physical volume already (%s); it was not touched'
+                            % (what, 'of volume group %s' % owner if owner else 'in no volume group'))
         found = storage.signature(device)
         if found:
-            raise StorageRefused('%s: device %s holds %s; it was not touched. Point source.devices at another '
-                                 'device, or wipe this one yourself (wipefs -a) if its data is not needed.'
-                                 % (about, device, found_text(found)), about=about)
+            refusals.refuse(field, '%s holds %s; it was not touched. Point source.devices at another device, or wipe '
+                                   'this one yourself (wipefs -a) if its data is not needed.' % (what, found_text(found)))
         if storage.holds_data(device):
-            raise StorageRefused('%s: device %s holds data that blkid does not recognise (its first MiB is not '
-                                 'zero); it was not touched' % (about, device), about=about)
+            refusals.refuse(field, '%s holds data that blkid does not recognise (its first MiB is not zero); it was '
+                                   'not touched' % what)
     plan.add(BUILD, 'source.name: volume group %s does not exist (build creates it on %s)'
              % (group, ', '.join(devices)))
 
 
-def _require_device(device, about):
+def _require_device(device, field, what, refusals):
     if not os.path.exists(device):
-        raise StorageRefused('%s: device %s does not exist' % (about, device), about=about)
+        refusals.refuse(field, '%s does not exist' % what)

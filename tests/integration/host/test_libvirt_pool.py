@@ -153,7 +153,8 @@ def test_fs_pool_refuses_a_device_holding_another_file_system(lvhost, name, scra
     args = {'name': name, 'type': 'fs', 'target': scratch + '/fs', 'source': {'devices': [device], 'format': 'ext4'}}
     for check in (True, False):
         result = lvhost.run_module('libvirt_pool', args, check=check)
-        assert_refused(result, 'device %s holds xfs (UUID=' % device, 'not ext4; it was not formatted')
+        assert_refused(result, "source.devices[0]: device %s of pool '%s' holds xfs (UUID=" % (device, name),
+                       'not ext4; it was not formatted')
         assert result['failed_object'] == "pool '%s'" % name
     assert virsh_state(lvhost, name) is None and blkid(lvhost, device) == before
     assert not lvhost.exists(scratch + '/fs')
@@ -220,7 +221,8 @@ def test_logical_pool_refuses_a_device_with_a_file_system(lvhost, name, loop):
     args = {'pools': [{'name': name + '-dir', 'type': 'dir', 'target': '/var/tmp/%s-dir' % name},
                       {'name': name, 'type': 'logical', 'source': {'devices': [device]}}]}
     result = lvhost.run_module('libvirt_pool', args)
-    assert_refused(result, "pool '%s': device %s holds ext4 (UUID=" % (name, device), 'it was not touched')
+    assert_refused(result, "pools[1].source.devices[0]: device %s of pool '%s' holds ext4 (UUID=" % (device, name),
+                   'it was not touched')
     assert blkid(lvhost, device) == before and name not in volume_groups(lvhost)
     assert virsh_state(lvhost, name) is None and virsh_state(lvhost, name + '-dir') is None
     assert not lvhost.exists('/var/tmp/%s-dir' % name)

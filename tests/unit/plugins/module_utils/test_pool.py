@@ -161,17 +161,17 @@ EXT4 = {'TYPE': 'ext4', 'USAGE': 'filesystem', 'UUID': 'a1b2'}
 
 
 def test_an_empty_device_is_built_with_the_asked_file_system(device):
-    plan = ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', FakeStorage(), "pool 'p'")
+    plan = ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', FakeStorage())
     assert plan.steps == [ps.BUILD]
     assert plan.reasons == ['source.devices: %s holds no file system (build makes ext4)' % device]
 
 
 def test_a_device_with_the_asked_file_system_is_mounted_as_it_is(device):
     storage = FakeStorage(signatures={device: EXT4})
-    plan = ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', storage, "pool 'p'")
+    plan = ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', storage)
     assert plan.steps == [ps.MKDIR]
     storage.directories['/srv/p'] = os.stat('/')
-    assert ps.plan_storage(settings('fs', devices=[device], format='auto'), 'p', storage, "pool 'p'").steps == []
+    assert ps.plan_storage(settings('fs', devices=[device], format='auto'), 'p', storage).steps == []
 
 
 @pytest.mark.parametrize('found, text', [
@@ -182,45 +182,45 @@ def test_a_device_with_the_asked_file_system_is_mounted_as_it_is(device):
 def test_a_device_holding_something_else_is_refused_with_what_was_found(device, found, text):
     with pytest.raises(ps.StorageRefused) as caught:
         ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p',
-                        FakeStorage(signatures={device: found}), "pool 'p'")
-    assert "pool 'p': device %s %s; it was not formatted" % (device, text) in str(caught.value)
+                        FakeStorage(signatures={device: found}))
+    assert str(caught.value).startswith("source.devices[0]: device %s of pool 'p' %s; it was not formatted"
+                                        % (device, text))
 
 
 def test_unrecognised_data_is_refused_and_auto_cannot_make_a_file_system(device):
     with pytest.raises(ps.StorageRefused, match='holds data that blkid does not recognise'):
-        ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', FakeStorage(data=[device]), 'p')
+        ps.plan_storage(settings('fs', devices=[device], format='ext4'), 'p', FakeStorage(data=[device]))
     with pytest.raises(ps.StorageRefused, match='holds no file system; set source.format'):
-        ps.plan_storage(settings('fs', devices=[device], format='auto'), 'p', FakeStorage(), 'p')
+        ps.plan_storage(settings('fs', devices=[device], format='auto'), 'p', FakeStorage())
 
 
 def test_an_existing_volume_group_is_used_and_an_empty_device_gets_a_new_one(device):
     real = os.path.realpath(device)
     used = ps.plan_storage(settings('logical', name='vg0', devices=[device], format='lvm2'), 'p',
-                           FakeStorage(pvs={real: 'vg0'}), 'p')
+                           FakeStorage(pvs={real: 'vg0'}))
     assert used.steps == []
-    built = ps.plan_storage(settings('logical', devices=[device], format='lvm2'), 'guests', FakeStorage(), 'p')
+    built = ps.plan_storage(settings('logical', devices=[device], format='lvm2'), 'guests', FakeStorage())
     assert built.reasons == ['source.name: volume group guests does not exist (build creates it on %s)' % device]
 
 
 def test_a_physical_volume_of_another_group_or_a_file_system_is_not_taken_for_lvm(device):
     real = os.path.realpath(device)
     with pytest.raises(ps.StorageRefused, match='is an LVM physical volume already \\(of volume group other\\)'):
-        ps.plan_storage(settings('logical', name='vg0', devices=[device]), 'p', FakeStorage(pvs={real: 'other'}), 'p')
+        ps.plan_storage(settings('logical', name='vg0', devices=[device]), 'p', FakeStorage(pvs={real: 'other'}))
     with pytest.raises(ps.StorageRefused, match=r'holds ext4 \(UUID=a1b2\); it was not touched'):
         ps.plan_storage(settings('logical', name='vg0', devices=[device]), 'p',
-                        FakeStorage(signatures={device: EXT4}), 'p')
-    with pytest.raises(ps.StorageRefused, match='volume group vg0 exists on /dev/sdz, not on'):
-        ps.plan_storage(settings('logical', name='vg0', devices=[device]), 'p', FakeStorage(pvs={'/dev/sdz': 'vg0'}),
-                        'p')
+                        FakeStorage(signatures={device: EXT4}))
+    with pytest.raises(ps.StorageRefused, match="^source.devices: volume group vg0 of pool 'p' exists on /dev/sdz, not on"):
+        ps.plan_storage(settings('logical', name='vg0', devices=[device]), 'p', FakeStorage(pvs={'/dev/sdz': 'vg0'}))
 
 
 def test_a_dir_pool_builds_a_missing_directory_and_corrects_permissions_of_an_existing_one(tmp_path):
     wanted = dict(settings('dir'), target=str(tmp_path), permissions={'mode': '0700', 'owner': '0'})
     os.chmod(str(tmp_path), 0o755)
     storage = FakeStorage(directories={str(tmp_path): os.stat(str(tmp_path))})
-    plan = ps.plan_storage(wanted, 'p', storage, 'p')
+    plan = ps.plan_storage(wanted, 'p', storage)
     assert plan.steps == [ps.PERMISSIONS] and plan.reasons == ['permissions.mode: 0755 -> 0700 (directory)']
-    assert ps.plan_storage(dict(wanted, target='/srv/none'), 'p', storage, 'p').steps == [ps.BUILD]
+    assert ps.plan_storage(dict(wanted, target='/srv/none'), 'p', storage).steps == [ps.BUILD]
     assert stat.S_ISDIR(storage.directory(str(tmp_path)).st_mode)
 
 

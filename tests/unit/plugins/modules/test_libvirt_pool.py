@@ -133,7 +133,8 @@ def test_a_refusal_found_on_the_host_also_changes_nothing_in_a_batch(pool, name,
                              {'name': name + '-b', 'type': 'fs', 'target': target + '-b',
                               'source': {'devices': ['/dev/virtops-no-such-device'], 'format': 'ext4'}}]})
     assert result['failed'] and result['changed'] is False
-    assert 'device /dev/virtops-no-such-device does not exist' in result['msg']
+    assert result['msg'] == ("pools[1].source.devices[0]: device /dev/virtops-no-such-device of pool '%s-b' does not "
+                             "exist" % name)
     assert result['failed_object'] == "pool '%s-b'" % name
     assert lookup(name) is None
 
