@@ -126,7 +126,7 @@ def test_booleans_from_the_command_line_are_booleans(host):
     ({"kvm_host_bridges": [{"name": "br-virtops-x", "ports": ["virtops-nope"]}]}, "kvm_host_bridges[0].ports[0]: virtops-nope is not"),
     ({"kvm_host_bridges": [{"name": "br virtops"}]}, "kvm_host_bridges[0].name"),
     ({"kvm_host_bridges": [{"name": "br-a", "address": "198.51.100.300/24"}, {"name": "br-b", "dhcp": True, "gateway": "198.51.100.254"}]},
-     "kvm_host_bridges[0].address: 198.51.100.300/24 is not an IPv4 address with a prefix length; "
+     "kvm_host_bridges[0].address: 198.51.100.300/24 is not an IPv4 address with a prefix length, such as 192.0.2.10/24; "
      "kvm_host_bridges[1].gateway: needs an address"),
 ], ids=["perms-999", "unknown-auth", "tcp-0.0.0.0-no-tls", "bad-address", "bad-port", "extra-shadows-key", "unknown-user",
         "bridge-unknown-port", "bridge-bad-name", "bridge-bad-addresses"])
