@@ -152,9 +152,13 @@ class PoolManager(object):
         if stopping:
             self._refuse_when_used(plan, 'restart' if restarting else 'stop')
             plan.step('destroy', self._destroy, spec)
+            for line in restart_reasons if restarting else ['state: active -> inactive']:
+                plan.differ(line)
         self._plan_storage(plan, running=active and not stopping)
         if spec.state == 'active' and (stopping or not active):
             plan.step('start', self._start, spec)
+            if not stopping:
+                plan.differ('state: inactive -> active')
         plan.state = spec.state if spec.state != 'present' else (reading.state if reading is not None else 'inactive')
         if plan.state == 'active' and active and not restarting:
             plan.restart_reasons = restart_reasons
