@@ -279,3 +279,17 @@ def test_stopping_a_pool_that_a_running_domain_uses_is_refused_unless_forced(lvh
     assert forced['actions'] == ['define', 'destroy', 'build', 'start']
     assert scratch + '/b' in lvhost.virsh('pool-dumpxml', name)
     assert lvhost.virsh('domstate', guest) == 'running'
+
+
+def test_netfs_pool_is_defined_with_its_mount_point_without_mounting(lvhost, name, scratch):
+    """No NFS server runs in the test container: the pool is defined (state present), not started."""
+    target = scratch + '/nfs'
+    args = {'name': name, 'type': 'netfs', 'target': target, 'state': 'present',
+            'source': {'host': 'nas.invalid', 'dir': '/export/iso', 'format': 'nfs'}}
+
+    def verify():
+        assert lvhost.exists(target) and virsh_state(lvhost, name)[0] == 'inactive'
+    check, real = lvhost.four_ways('libvirt_pool', args, verify)[:2]
+    assert real['actions'] == ['define', 'build'] and check['diff'] == real['diff'] and real['state'] == 'inactive'
+    xml = lvhost.virsh('pool-dumpxml', '--inactive', name)
+    assert "<host name='nas.invalid'/>" in xml and "<dir path='/export/iso'/>" in xml and "<format type='nfs'/>" in xml
