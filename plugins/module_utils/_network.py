@@ -119,18 +119,21 @@ class NetworkManager(object):
             item.perform('update hosts (%d)' % len(found.steps), self._update, reading.obj, found.steps,
                          found.steps_flags)
         autostart = self._autostart(spec, reading, item)
-        state = reading.state
+        return found.wanted, self._run_state(spec, reading, found, item), autostart, reading.uuid
+
+    def _run_state(self, spec, reading, found, item):
+        """Start, stop or restart the network as asked; returns its state afterwards."""
         if spec.state == 'active' and not reading.active:
             item.perform('start', reading.obj.create)
-            state = 'active'
-        elif stop:
+            return 'active'
+        if spec.state == 'inactive' and reading.active:
             item.perform('stop', reading.obj.destroy)
-            state = 'inactive'
-        elif restart:
+            return 'inactive'
+        if found.restart_reasons and spec.apply == 'restart':
             item.perform('restart', self._restart, reading.obj)
         elif found.restart_reasons:
             item.set(restart_required=True, restart_reasons=found.restart_reasons)
-        return found.wanted, state, autostart, reading.uuid
+        return reading.state
 
     def _create(self, spec, item):
         wanted = spec.wanted(None)
