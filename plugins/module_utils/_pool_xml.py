@@ -11,6 +11,7 @@ directory, capacity figures), and those fill-ins are not differences.
 from __future__ import annotations
 
 import copy
+import posixpath
 import xml.etree.ElementTree as ET
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
@@ -79,8 +80,11 @@ def describe(root):
         value = _text(root, 'target/permissions/%s' % key)
         if value is not None:
             permissions[key] = normal_mode(value) if key == 'mode' else value
+    target = _text(root, 'target/path')
+    if target is not None and target.startswith('/'):
+        target = posixpath.normpath(target)  # libvirt stores the path sanitized: no trailing or double slashes
     return {'name': _text(root, 'name'), 'uuid': _text(root, 'uuid'), 'type': pool_type,
-            'target': _text(root, 'target/path'), 'permissions': permissions, 'source': source}
+            'target': target, 'permissions': permissions, 'source': source}
 
 
 def canonical(elem):

@@ -293,3 +293,17 @@ def test_netfs_pool_is_defined_with_its_mount_point_without_mounting(lvhost, nam
     assert real['actions'] == ['define', 'build'] and check['diff'] == real['diff'] and real['state'] == 'inactive'
     xml = lvhost.virsh('pool-dumpxml', '--inactive', name)
     assert "<host name='nas.invalid'/>" in xml and "<dir path='/export/iso'/>" in xml and "<format type='nfs'/>" in xml
+
+
+def test_a_full_xml_reruns_as_a_no_op_against_what_libvirt_stores(lvhost, name, scratch):
+    xml = """<pool type='dir'>
+      <name>{name}</name>
+      <target>
+        <path>{path}//</path>
+        <permissions><mode>750</mode><owner>0</owner><group>0</group></permissions>
+      </target>
+    </pool>""".format(name=name, path=scratch + '/xml')
+    check, real = lvhost.four_ways('libvirt_pool', {'xml': xml, 'autostart': False})[:2]
+    assert real['actions'] == ['define', 'build', 'start'] and check['diff'] == real['diff']
+    assert '<path>%s/xml</path>' % scratch in lvhost.virsh('pool-dumpxml', '--inactive', name)
+    assert lvhost.sh('stat -c %a ' + scratch + '/xml').stdout.strip() == '750'

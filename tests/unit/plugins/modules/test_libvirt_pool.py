@@ -174,7 +174,7 @@ def test_the_type_of_an_existing_pool_cannot_change(pool, name, target):
 def test_a_full_xml_is_compared_semantically(pool, name, target):
     xml = """<pool type='dir'>
                 <name>%s</name>
-                <target>  <path>%s</path> </target>
+                <target>  <path>%s//</path> </target>
              </pool>""" % (name, target)
     four_ways(pool, {'xml': xml})
     assert pool({'xml': xml.replace("type='dir'", "type='dir' ")})['changed'] is False
