@@ -124,12 +124,17 @@ class NetworkManager(object):
     def _run_state(self, spec, reading, found, item):
         """Start, stop or restart the network as asked; returns its state afterwards."""
         if spec.state == 'active' and not reading.active:
+            item.differ('state: inactive -> active')
             item.perform('start', reading.obj.create)
             return 'active'
         if spec.state == 'inactive' and reading.active:
+            item.differ('state: active -> inactive')
             item.perform('stop', reading.obj.destroy)
             return 'inactive'
         if found.restart_reasons and spec.apply == 'restart':
+            for reason in found.restart_reasons:
+                if reason not in item.differences:  # the stored definition may already have it
+                    item.differ(reason)
             item.perform('restart', self._restart, reading.obj)
         elif found.restart_reasons:
             item.set(restart_required=True, restart_reasons=found.restart_reasons)
@@ -144,6 +149,7 @@ class NetworkManager(object):
             item.differ('autostart: false -> true')
             item.perform('autostart', _set_autostart, net)
         if spec.state == 'active':
+            item.differ('state: inactive -> active')
             item.perform('start', _start, net)
         return (wanted, 'active' if spec.state == 'active' else 'inactive', bool(spec.autostart),
                 net.UUIDString() if net is not None else None)
