@@ -33,7 +33,10 @@ def converge_module(module, result):
     require_libvirt()
     specs, batch = build_specs(module.params)
     uri = module.params['uri']
-    storage = ps.HostStorage(module.run_command)
+    storage = ps.HostStorage(module.run_command) if ps.is_local(uri) else None
+    if storage is None:
+        result.warn('libvirt at %s runs on another host than this module: the storage of the pools is neither '
+                    'probed nor built (run the task on the libvirt host with a local uri for that)' % uri)
     with_connection(uri, lambda conn: PoolManager(conn, storage, result).converge(specs, batch))
 
 
@@ -73,7 +76,7 @@ class PoolManager(object):
 
     def __init__(self, conn, storage, result):
         self.conn = conn
-        self.storage = storage
+        self.storage = storage  # None: libvirt runs on another host, whose storage is not probed
         self.result = result
 
     def converge(self, specs, batch):
@@ -166,7 +169,7 @@ class PoolManager(object):
     def _plan_storage(self, plan, running):
         """Build what the storage lacks; a running pool's storage is there (only a dir pool's is read: its
         permissions, and a new target that waits for a restart)."""
-        if running and plan.settings['type'] != 'dir':
+        if self.storage is None or (running and plan.settings['type'] != 'dir'):
             return
         storage = ps.plan_storage(plan.settings, plan.spec.name, self.storage, plan.spec.label, running)
         for line in storage.reasons:
@@ -223,6 +226,10 @@ class PoolManager(object):
         """Names of the volumes delete would destroy (dir and logical pools; also of a pool that is not running)."""
         if reading.active:
             return sorted(volume.name() for volume in reading.obj.listAllVolumes(0))
+        if self.storage is None:
+            raise ModuleFailure("pool '%s' does not run and libvirt runs on another host, so its volumes cannot be "
+                                "listed before delete: true removes them; start it first, or run the task on the "
+                                "libvirt host" % reading.obj.name(), about="pool '%s'" % reading.obj.name())
         if settings['type'] == 'dir':
             return self.storage.entries(settings['target'])
         if settings['type'] == 'logical':

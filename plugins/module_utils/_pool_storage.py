@@ -17,12 +17,20 @@ from __future__ import annotations
 import os
 import stat
 
+from urllib.parse import urlparse
+
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 
 BUILD = 'build'  # libvirt's virStoragePoolBuild
 MKDIR = 'create target directory'  # the mount point of a file system that exists already
 PERMISSIONS = 'set permissions'  # of a directory that exists (libvirt's build refuses a running pool)
 PROBE_BYTES = 1024 * 1024
+
+
+def is_local(uri):
+    """Whether libvirt at uri runs on this host (no host name in it, or localhost), where the probes run."""
+    host = urlparse(uri).hostname
+    return host in (None, '', 'localhost', '127.0.0.1', '::1')
 
 
 class StorageRefused(ModuleFailure):

@@ -23,7 +23,8 @@ description:
     O(source.devices) only when they are empty. A device that holds anything else (another file system, an LVM
     physical volume, a partition table, data) is refused with what C(blkid) found, and nothing changes.
   - The probes (C(blkid -p), C(wipefs --no-act), C(pvs), C(lvs), the target directory) run on the host the
-    module runs on, which must be the libvirt host of O(uri).
+    module runs on. With an O(uri) that names another host, nothing is probed or built (a warning says so),
+    and O(delete=true) on a pool that does not run is refused (its volumes cannot be listed).
   - A change to the definition of a running pool takes effect when it next starts; the module reports
     RV(restart_required) and restarts it with O(apply=restart).
   - O(pools) converges several pools in one call. Every item is validated, read and planned before the first

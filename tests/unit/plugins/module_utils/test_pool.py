@@ -242,3 +242,11 @@ def test_probes_run_blkid_and_wipefs_without_writing():
                               ['wipefs', '--no-act', '--noheadings', '--output', 'TYPE', '/dev/loop7']]
     commands = RecordedCommands({'blkid': (0, 'UUID=a1b2\nVERSION=1.0\nTYPE=ext4\nUSAGE=filesystem\n', '')})
     assert ps.HostStorage(commands).signature('/dev/loop7') == dict(EXT4, VERSION='1.0')
+
+
+@pytest.mark.parametrize('uri, local', [('qemu:///system', True), ('test:///default', True),
+                                        ('qemu+ssh://root@localhost/system', True),
+                                        ('qemu+ssh://root@kvm2.example.com/system', False),
+                                        ('qemu+tls://10.0.0.5/system', False)])
+def test_the_storage_is_probed_only_where_libvirt_runs(uri, local):
+    assert ps.is_local(uri) is local

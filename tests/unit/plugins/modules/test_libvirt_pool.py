@@ -239,3 +239,17 @@ def test_a_pool_another_run_defines_and_starts_meanwhile_is_converged_on_a_new_r
     _pool.PoolManager(connection, HostStorage(None), result).converge(specs, batch)
     assert result.actions == ['autostart']
     assert lookup(name).isActive() and lookup(name).autostart()
+
+
+def test_a_remote_libvirt_gets_no_probes_no_builds_and_no_blind_delete(name, tmp_path):
+    """PoolManager without HostStorage is what converge_module makes for a uri naming another host."""
+    connection = libvirt.open(URI)
+    missing = str(tmp_path / 'not-here')
+    result = Result()
+    _pool.PoolManager(connection, None, result).converge(*build_specs(
+        {'name': name, 'type': 'dir', 'target': missing, 'state': 'inactive'}))
+    assert result.actions == ['define'] and not os.path.exists(missing)
+    specs = build_specs({'name': name, 'state': 'absent', 'delete': True})
+    with pytest.raises(_pool.ModuleFailure, match='its volumes cannot be listed before delete: true removes them'):
+        _pool.PoolManager(connection, None, Result()).converge(*specs)
+    assert lookup(name) is not None
