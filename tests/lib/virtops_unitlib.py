@@ -28,9 +28,22 @@ except ImportError:  # ansible-core 2.17, 2.18: AnsibleModule reads basic._ANSIB
         with mock.patch.object(_basic, '_ANSIBLE_ARGS', encoded):
             yield
 
+def run_main(module, args, capsys, check=False, diff=True):
+    """Run a module's main() in-process with args (and the check and diff flags); its JSON result. capsys is
+    pytest's fixture, which holds what main() printed."""
+    with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=diff)):
+        try:
+            module.main()
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError('%s.main() returned without exit_json or fail_json' % module.__name__)
+    return json.loads(capsys.readouterr().out)
+
+
 # A stdout callback that prints the run as one JSON document: ansible.builtin.json from 2.19 on; before
 # that ansible.posix.json (make venv copies ansible.posix into .venv-core217 from the pinned ansible package).
 JSON_STDOUT_CALLBACK = 'ansible.builtin.json' if tuple(int(part) for part in __version__.split('.')[:2]) >= (2, 19) \
     else 'ansible.posix.json'
 
-__all__ = ['JSON_STDOUT_CALLBACK', 'patch_module_args']
+__all__ = ['JSON_STDOUT_CALLBACK', 'patch_module_args', 'run_main']

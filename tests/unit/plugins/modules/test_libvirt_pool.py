@@ -10,14 +10,13 @@ temporary directories; builds on real devices are covered by tests/integration/h
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import stat
 
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
-from virtops_unitlib import patch_module_args  # noqa: E402
+from virtops_unitlib import run_main  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
@@ -37,24 +36,17 @@ def test_driver():
     connection.close()
 
 
-def run(module, args, check=False, diff=True, capsys=None):
-    with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=diff)):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
-
-
 @pytest.fixture
 def pool(capsys):
     def call(args, check=False, diff=True):
-        return run(libvirt_pool, dict(args, uri=URI), check, diff, capsys)
+        return run_main(libvirt_pool, dict(args, uri=URI), capsys, check, diff)
     return call
 
 
 @pytest.fixture
 def info(capsys):
     def call(**args):
-        return run(libvirt_pool_info, dict(args, uri=URI), capsys=capsys)
+        return run_main(libvirt_pool_info, dict(args, uri=URI), capsys)
     return call
 
 
