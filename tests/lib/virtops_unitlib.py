@@ -28,6 +28,7 @@ except ImportError:  # ansible-core 2.17, 2.18: AnsibleModule reads basic._ANSIB
         with mock.patch.object(_basic, '_ANSIBLE_ARGS', encoded):
             yield
 
+
 def run_main(module, args, capsys, check=False, diff=True):
     """Run a module's main() in-process with args (and the check and diff flags); its JSON result. capsys is
     pytest's fixture, which holds what main() printed."""
