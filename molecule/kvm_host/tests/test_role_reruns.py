@@ -222,3 +222,33 @@ def test_modular_daemons_are_refused_where_libvirt_has_none(host):
     assert "changed=0" in output.split("PLAY RECAP", 1)[1]
     assert managed_files(host) == before
     assert host.run("virsh -c qemu:///system uri").rc == 0
+
+
+def test_a_new_bridge_four_ways(host):
+    """Check mode shows the bridge's file and writes nothing; the real run brings the bridge up; a rerun and a
+    check rerun change nothing. A host without systemd-networkd or ifupdown (this machine) refuses it instead."""
+    bridge = {"name": "br-virtops-t", "ports": [], "stp": "false"}
+    before = managed_files(host)
+    if host.backend.NAME != "podman":
+        rc, output = apply_role(host, kvm_host_bridges=[bridge])
+        assert rc != 0 and "has neither systemd-networkd running nor ifupdown" in " ".join(output.split()), output
+        assert managed_files(host) == before and not host.interface(bridge["name"]).exists
+        return
+    stanza = "/etc/network/interfaces.d/%s" % bridge["name"]
+    try:
+        rc, output = apply_role(host, _check=True, kvm_host_bridges=[bridge])
+        assert rc == 0 and recap_changed(output) > 0, output
+        assert "+iface br-virtops-t inet manual" in output and "+    bridge_ports none" in output, output
+        assert not host.file(stanza).exists and not host.interface(bridge["name"]).exists
+
+        rc, output = apply_role(host, kvm_host_bridges=[bridge])
+        assert rc == 0 and recap_changed(output) > 0, output
+        assert host.interface(bridge["name"]).exists
+        assert "bridge_stp off" in host.file(stanza).content_string
+
+        for check in (False, True):
+            rc, output = apply_role(host, _check=check, kvm_host_bridges=[bridge])
+            assert rc == 0 and recap_changed(output) == 0, output
+        assert managed_files(host) == before  # libvirt's files untouched
+    finally:
+        host.run("ifdown --force %s; rm -f %s; ip link delete %s", bridge["name"], stanza, bridge["name"])
