@@ -18,8 +18,12 @@ SOCKETS = {
 MEMBER = "virtops-member"
 OUTSIDER = "virtops-outsider"
 # The hosts of this scenario converged with the TCP and TLS listeners on (molecule.yml host_vars).
-HOST_VARS = yaml.safe_load((Path(__file__).resolve().parents[1] / "molecule.yml").read_text())["provisioner"]["inventory"].get(
+SCENARIOS = Path(__file__).resolve().parents[2]
+HOST_VARS = yaml.safe_load((SCENARIOS / "kvm_host" / "molecule.yml").read_text())["provisioner"]["inventory"].get(
     "host_vars", {})
+# This machine (the localhost scenario, local backend).
+LOCAL_VARS = yaml.safe_load((SCENARIOS / "localhost" / "molecule.yml").read_text())["provisioner"]["inventory"][
+    "host_vars"]["localhost"]
 LISTENER_SETTINGS = {"listen_tcp": "1", "listen_tls": "1", "listen_addr": '"0.0.0.0"', "auth_tcp": '"none"'}
 
 
@@ -28,7 +32,9 @@ def uses_systemd(host):
 
 
 def role_vars(host):
-    """The molecule.yml host_vars of the host (none for this machine)."""
+    """The molecule.yml host_vars of the host (this machine: the localhost scenario's)."""
+    if host.backend.NAME == "local":
+        return LOCAL_VARS
     return HOST_VARS.get(getattr(host.backend, "name", None)) or {}
 
 
@@ -42,8 +48,9 @@ def test_kvm_stack_is_installed(host, name):
     assert host.package(name).is_installed
 
 
-def test_gui_is_not_installed_by_default(host):
-    assert not host.package("virt-manager").is_installed
+def test_gui_is_installed_only_when_asked(host):
+    """Not by default (the containers); the localhost scenario asks for it (tests/integration/test_virt_manager.py)."""
+    assert host.package("virt-manager").is_installed == bool(role_vars(host).get("kvm_host_install_gui"))
 
 
 def test_libvirtd_conf_is_managed_and_secure(host):
