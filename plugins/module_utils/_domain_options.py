@@ -9,6 +9,7 @@ import os
 import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
+from ansible_collections.virtops.hypervisor.plugins.module_utils._batch import build_batch
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 
 STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
@@ -134,21 +135,7 @@ class DomainSpec(object):
 
 def build_specs(params):
     """Validate the module parameters into DomainSpecs; raises DomainXMLError naming the input."""
-    if params.get('domains') is None:
-        return [DomainSpec(params, '')], False
-    specs = []
-    for index, item in enumerate(params['domains']):
-        merged = dict(item)
-        for key in ITEM_DEFAULTS:
-            if merged.get(key) is None:
-                merged[key] = params.get(key)
-        specs.append(DomainSpec(merged, 'domains[%d]' % index))
-    seen = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise dx.DomainXMLError("domain '%s' appears twice: %s and %s" % (spec.name, seen[spec.name], spec.label))
-        seen[spec.name] = spec.label
-    return specs, True
+    return build_batch(params, 'domains', ITEM_DEFAULTS, DomainSpec, 'domain', dx.DomainXMLError)
 
 
 DOMAIN_OPTIONS = {

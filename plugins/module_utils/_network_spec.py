@@ -13,6 +13,7 @@ import ipaddress
 import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _network_xml as nx
+from ansible_collections.virtops.hypervisor.plugins.module_utils._batch import build_batch
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 
 STATES = ('present', 'active', 'inactive', 'absent')
@@ -227,21 +228,7 @@ class _Validator(object):
 
 def build_specs(params):
     """Validate the module parameters into NetworkSpecs; raises NetworkSpecError naming the input."""
-    if params.get('networks') is None:
-        return [NetworkSpec(params, '')], False
-    specs = []
-    for index, item in enumerate(params['networks']):
-        merged = dict(item)
-        for key in ITEM_DEFAULTS:
-            if merged.get(key) is None:
-                merged[key] = params.get(key)
-        specs.append(NetworkSpec(merged, 'networks[%d]' % index))
-    seen = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise NetworkSpecError("network '%s' appears twice: %s and %s" % (spec.name, seen[spec.name], spec.label))
-        seen[spec.name] = spec.label
-    return specs, True
+    return build_batch(params, 'networks', ITEM_DEFAULTS, NetworkSpec, 'network', NetworkSpecError)
 
 
 _DHCP_HOST = {'mac': {'type': 'str'}, 'ip': {'type': 'str'}, 'name': {'type': 'str'}}
