@@ -117,12 +117,7 @@ def retry_on_conflict(read, attempt, tries=CONFLICT_TRIES, seen=_UNREAD):
 
 def lookup_domain(conn, name):
     """The domain named name, or None when there is none."""
-    try:
-        return conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_DOMAIN'):
-            return None
-        raise
+    return lookup_by_name(conn.lookupByName, name, 'VIR_ERR_NO_DOMAIN')
 
 
 def lookup_by_name(lookup, name, missing_code):

@@ -20,7 +20,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils import _network
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _network_xml as nx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
-    LibvirtFailure, ObjectReading, error_text, is_error, libvirt, lookup_by_name, retry_on_conflict)
+    LibvirtFailure, ObjectReading, error_text, is_error, libvirt, lookup_by_name, read_object, retry_on_conflict)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._network_spec import build_specs
 
 UPDATE_COMMANDS = {'add': 'VIR_NETWORK_UPDATE_COMMAND_ADD_LAST', 'modify': 'VIR_NETWORK_UPDATE_COMMAND_MODIFY',
@@ -36,15 +36,7 @@ def lookup_network(conn, name):
 
 def read_network(conn, name):
     """An ObjectReading of the network named name (``obj`` the network), or None when there is none."""
-    net = lookup_network(conn, name)
-    if net is None:
-        return None
-    try:
-        return ObjectReading(net, libvirt.VIR_NETWORK_XML_INACTIVE)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_NETWORK'):
-            return None
-        raise
+    return read_object(conn.networkLookupByName, name, libvirt.VIR_NETWORK_XML_INACTIVE, 'VIR_ERR_NO_NETWORK')
 
 
 def domains_using(conn, name):
