@@ -57,10 +57,17 @@ def parse(text, what='xml'):
     return root
 
 
+# Prefixes for namespaced elements (ElementTree keeps only the URI); libvirt keeps whatever a document uses.
+KNOWN_PREFIXES = {
+    'urn:virtops:hypervisor:domain:1': 'virtops',
+    'http://libosinfo.org/xmlns/libvirt/domain/1.0': 'libosinfo',
+}
+
+
 def to_string(root):
     """Serialize the way virsh dumpxml does (two-space indent, single quotes), so diffs show only changes."""
     lines = []
-    _serialize(root, 0, lines)
+    _serialize(root, 0, lines, {'http://www.w3.org/XML/1998/namespace': 'xml'})
     return '\n'.join(lines) + '\n'
 
 
@@ -69,20 +76,40 @@ def _escape(text, quote=False):
     return text.replace("'", '&apos;') if quote else text
 
 
-def _serialize(elem, level, lines):
+def _qualified(name, scope, declare):
+    """prefix:local for a '{uri}local' name; a URI not declared in scope yet is added to declare."""
+    if not name.startswith('{'):
+        return name
+    uri, local = name[1:].split('}', 1)
+    if uri not in scope:
+        taken = set(scope.values())
+        prefix = KNOWN_PREFIXES.get(uri)
+        if prefix is None or prefix in taken:
+            prefix = next('ns%d' % n for n in range(len(taken) + 1) if 'ns%d' % n not in taken)
+        scope[uri] = prefix
+        declare.append((prefix, uri))
+    return '%s:%s' % (scope[uri], local)
+
+
+def _serialize(elem, level, lines, scope):
     pad = '  ' * level
-    attrs = ''.join(" %s='%s'" % (key, _escape(value, quote=True)) for key, value in elem.attrib.items())
+    scope = dict(scope)
+    declare = []
+    tag = _qualified(elem.tag, scope, declare)
+    attrib = [(_qualified(key, scope, declare), value) for key, value in elem.attrib.items()]
+    attrib[:0] = [('xmlns:' + prefix, uri) for prefix, uri in declare]
+    attrs = ''.join(" %s='%s'" % (key, _escape(value, quote=True)) for key, value in attrib)
     text = (elem.text or '').strip()
     children = list(elem)
     if not children and not text:
-        lines.append('%s<%s%s/>' % (pad, elem.tag, attrs))
+        lines.append('%s<%s%s/>' % (pad, tag, attrs))
     elif not children:
-        lines.append('%s<%s%s>%s</%s>' % (pad, elem.tag, attrs, _escape(text), elem.tag))
+        lines.append('%s<%s%s>%s</%s>' % (pad, tag, attrs, _escape(text), tag))
     else:
-        lines.append('%s<%s%s>%s' % (pad, elem.tag, attrs, _escape(text)))
+        lines.append('%s<%s%s>%s' % (pad, tag, attrs, _escape(text)))
         for child in children:
-            _serialize(child, level + 1, lines)
-        lines.append('%s</%s>' % (pad, elem.tag))
+            _serialize(child, level + 1, lines, scope)
+        lines.append('%s</%s>' % (pad, tag))
 
 
 def canonical(elem):
