@@ -13,6 +13,9 @@ version_added: 0.1.0
 description:
   - Reads every domain (or the ones named) over one connection. Settings come from the inactive definition,
     the one the next boot uses; O(xml=true) adds that definition with graphics passwords masked.
+  - The addresses of a running domain's interfaces come from the sources in O(address_sources), each address
+    with the source that reported it, and the domain's RV(domains[].address) is the first usable IPv4 address
+    among them. The state of the guest agent comes from its channel (RV(domains[].guest_agent)).
 author:
   - virtops maintainers (@virtops)
 extends_documentation_fragment:
@@ -34,6 +37,22 @@ options:
     description: Also return each domain's inactive XML.
     type: bool
     default: false
+  address_sources:
+    description:
+      - Where the addresses of running domains come from, in this order of preference whatever the order given.
+      - V(lease) - the DHCP leases of libvirt's own networks (dnsmasq); an interface on a bridge or a network
+        without DHCP has none.
+      - V(agent) - the QEMU guest agent inside the guest, asked only while its channel is connected; it knows
+        every address the guest has, also static ones and IPv6.
+      - V(arp) - the host's ARP table (IPv4 only, no prefix); an entry exists only after the guest sent traffic
+        to the host, and it may outlive the guest's address.
+      - Each source costs a call per running domain; the agent call waits for the guest to answer. On hosts with
+        many domains limit the sources to those the guests need, or give V([]) for no addresses at all.
+    type: list
+    elements: str
+    choices: [lease, agent, arp]
+    default: [lease, agent, arp]
+    version_added: 1.1.0
 seealso:
   - module: virtops.hypervisor.libvirt_domain
 """
@@ -55,6 +74,16 @@ EXAMPLES = r"""
 - name: Show them
   ansible.builtin.debug:
     msg: "{{ web.domains | map(attribute='interfaces') | flatten | map(attribute='mac') }}"
+
+- name: Addresses from the DHCP leases only (no guest agent calls)
+  virtops.hypervisor.libvirt_domain_info:
+    state: [running]
+    address_sources: [lease]
+  register: leased
+
+- name: Each running guest with its address (null while it has no lease)
+  ansible.builtin.debug:
+    msg: "{{ leased.domains | items2dict(key_name='name', value_name='address') }}"
 """
 
 RETURN = r"""
@@ -143,7 +172,68 @@ domains:
       description: Network interfaces.
       type: list
       elements: dict
-      sample: [{type: network, source: default, mac: "52:54:00:6b:3c:58", model: virtio}]
+      sample: [{type: network, source: default, mac: "52:54:00:6b:3c:58", model: virtio,
+                addresses: [{address: 192.168.122.10, prefix: 24, family: ipv4, source: lease}]}]
+      contains:
+        type:
+          description: Interface type (network, bridge, user, direct...).
+          type: str
+          sample: network
+        source:
+          description: The network or bridge it is attached to.
+          type: str
+          sample: default
+        mac:
+          description: MAC address.
+          type: str
+          sample: "52:54:00:6b:3c:58"
+        model:
+          description: Device model.
+          type: str
+          sample: virtio
+        addresses:
+          description:
+            - The addresses the sources in O(address_sources) report for this interface, in the order of the
+              sources (lease, agent, arp); an address two sources report is listed once for each.
+            - Empty when the domain does not run or no source knows an address yet.
+          type: list
+          elements: dict
+          version_added: 1.1.0
+          contains:
+            address:
+              description: The IPv4 or IPv6 address.
+              type: str
+              sample: 192.168.122.10
+            prefix:
+              description: Prefix length; null when the source does not know it (V(arp)).
+              type: int
+              sample: 24
+            family:
+              description: Address family.
+              type: str
+              choices: [ipv4, ipv6]
+              sample: ipv4
+            source:
+              description: Where it comes from.
+              type: str
+              choices: [lease, agent, arp]
+              sample: lease
+    address:
+      description:
+        - The domain's first usable IPv4 address (not loopback or link-local) by source (lease, then agent, then
+          arp), then interface order; null when none is known.
+      type: str
+      sample: 192.168.122.10
+      version_added: 1.1.0
+    guest_agent:
+      description:
+        - The QEMU guest agent's channel as libvirt sees it. V(connected) while qemu-ga runs in the guest,
+          V(disconnected) when the channel exists but nothing answers on it (also when the domain does not run),
+          V(absent) when the domain has no C(org.qemu.guest_agent.0) channel.
+      type: str
+      choices: [connected, disconnected, absent]
+      sample: connected
+      version_added: 1.1.0
     graphics:
       description: Graphics consoles (port -1 means chosen at start).
       type: list
@@ -167,6 +257,7 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_addresses import SOURCES
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_info import domain_facts
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     STATE_NAMES, URI_OPTION, run_libvirt_module)
@@ -179,6 +270,7 @@ def main():
             'name': {'type': 'list', 'elements': 'str'},
             'state': {'type': 'list', 'elements': 'str', 'choices': sorted(set(STATE_NAMES.values()))},
             'xml': {'type': 'bool', 'default': False},
+            'address_sources': {'type': 'list', 'elements': 'str', 'choices': list(SOURCES), 'default': list(SOURCES)},
         },
         supports_check_mode=True,
     )

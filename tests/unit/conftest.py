@@ -85,3 +85,13 @@ def fake_host(tmp_path):
             (root / 'sys/class/iommu' / name).mkdir()
         return str(root)
     return build
+
+
+@pytest.fixture(scope='module')
+def libvirt_test_conn():
+    """A connection to libvirt's test driver (test:///default), held open for the test module: the driver
+    forgets the domains, networks and pools tests made when its last connection closes."""
+    import libvirt  # requirements-dev.txt installs libvirt-python; only the tests that use the driver need it
+    connection = libvirt.open('test:///default')
+    yield connection
+    connection.close()

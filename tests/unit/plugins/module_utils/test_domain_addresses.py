@@ -9,12 +9,10 @@ from __future__ import annotations
 import itertools
 import xml.etree.ElementTree as ET
 
-import libvirt
 import pytest
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_addresses as da  # noqa: E402
 
-URI = 'test:///default'
 _names = itertools.count()
 
 # The live XML of a running qemu guest on a libvirt network, with a connected guest agent (libvirt 9.0).
@@ -80,8 +78,8 @@ def test_primary_address_by_source_preference_then_interface_order():
     found = da.add_answer(live_interfaces(), 'agent', AGENT_ANSWER)
     assert da.primary_address(found) == '10.79.0.10'
     assert da.primary_address(found, family='ipv6') == 'fd00:79::10'  # fe80:: is link-local
-    da.add_answer(found, 'lease', {'vnet1': {'hwaddr': '52:54:00:aa:00:02',
-                                              'addrs': [{'addr': '192.168.5.7', 'prefix': 24, 'type': 0}]}})
+    lease = {'addrs': [{'addr': '192.168.5.7', 'prefix': 24, 'type': 0}], 'hwaddr': '52:54:00:aa:00:02'}
+    da.add_answer(found, 'lease', {'vnet1': lease})
     assert da.primary_address(found) == '192.168.5.7'  # a lease comes before what the agent says
     assert da.primary_address(found, preference=('agent',)) == '10.79.0.10'
     assert da.primary_address(found, preference=('arp',)) is None
@@ -106,18 +104,10 @@ def test_agent_state_from_the_channel(channel, state):
 
 # --- against the test driver ----------------------------------------------------------------------------
 
-@pytest.fixture(scope='module')
-def conn():
-    """The test driver forgets its domains when its last connection closes: hold one open."""
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
-
-
 @pytest.fixture
-def two_nics(conn):
+def two_nics(libvirt_test_conn):
     name = 'addresses-%d' % next(_names)
-    dom = conn.defineXML("""<domain type='test'><name>%s</name><memory>1024</memory><os><type>hvm</type></os><devices>
+    dom = libvirt_test_conn.defineXML("""<domain type='test'><name>%s</name><memory>1024</memory><os><type>hvm</type></os><devices>
       <interface type='network'><mac address='52:54:00:00:00:01'/><source network='default'/></interface>
       <interface type='bridge'><mac address='52:54:00:00:00:02'/><source bridge='br0'/></interface>
       </devices></domain>""" % name)
