@@ -141,8 +141,37 @@ def import_recipe(spec, source):
 
 def import_record(spec, source):
     """What is stored with an imported volume (the xattr user.virtops.libvirt_volume)."""
+    if spec.url:
+        return url_record(spec.url, source['checksum'], source['virtual_size'])
     return {'version': FINGERPRINT_VERSION, 'recipe': import_recipe(spec, source), 'source': source['fingerprint'],
             'virtual_size': source['virtual_size']}
+
+
+def url_record(url, checksum, virtual_size):
+    """The record of a volume downloaded from url: the checksum is the one verified ('none' when not asked)."""
+    return {'version': FINGERPRINT_VERSION, 'recipe': {'url': url, 'checksum': checksum}, 'virtual_size': virtual_size}
+
+
+def recorded_url(stored):
+    """(url, checksum) of a volume's record; (None, None) when it was not downloaded by this module."""
+    recipe = stored.get('recipe') if isinstance(stored, dict) else None
+    if not isinstance(recipe, dict) or stored.get('version') != FINGERPRINT_VERSION:
+        return None, None
+    return recipe.get('url'), recipe.get('checksum')
+
+
+def download_reasons(spec, stored, checksum):
+    """Why an existing volume must be downloaded again from spec.url; empty when its record has the same
+    checksum (another URL with the same checksum serves the same image). checksum: none compares the URL."""
+    url, recorded = recorded_url(stored)
+    if url is None:
+        return ['no record of a download (the volume was made another way)']
+    if checksum == 'none' or recorded == 'none':
+        return [] if (url, recorded) == (spec.url, checksum) else ['downloaded from %s with checksum %s, asked for %s '
+                                                                   'with checksum %s' % (url, recorded, spec.url, checksum)]
+    if recorded != checksum:
+        return ['downloaded with checksum %s, the checksum is now %s' % (recorded, checksum)]
+    return []
 
 
 def source_shown(fingerprint):
@@ -193,6 +222,8 @@ def summary(volume, spec):
         shown['permissions'] = dict((key, have.get(key)) for key in sorted(spec.permissions))
     if spec.src:
         shown['src'] = volume.get('src')
+    if spec.url:
+        shown.update(url=volume.get('url'), checksum=volume.get('checksum'))
     return shown
 
 
@@ -209,9 +240,14 @@ def _plan_absent(spec, actual, facts):
 
 
 def _plan_new(spec, facts):
+    downloads = []
     if spec.src:
         source = _importable(spec, facts['source'])
         fmt, base, first = source['format'], source['virtual_size'], ('import', 'imported from %s' % spec.src)
+    elif spec.url:
+        source = _importable(spec, facts['source'])
+        fmt, base, first = source['format'], source['virtual_size'], ('import', 'downloaded from %s' % spec.url)
+        downloads = _download_action(source)
     elif spec.clone_from:
         origin = facts['origin']
         fmt, base = spec.format or origin['format'], origin['capacity']
@@ -227,25 +263,39 @@ def _plan_new(spec, facts):
         return Plan([('create', '%s, %s' % (fmt, human_size(capacity)))],
                     ['volume: absent -> present (%s, %s)' % (fmt, human_size(capacity))], after)
     wanted = created_capacity(spec.capacity, fmt) or base
-    actions = [first]
-    if wanted < base:
+    actions = downloads + [first]
+    if base is not None and wanted < base:
         how = first[1].split()[0]
         _refuse(spec, 'capacity %s is smaller than its source (%s): a volume cannot be shrunk as it is %s; leave '
                       'capacity out or make it at least %s' % (human_size(wanted), human_size(base), how, human_size(base)))
-    if wanted > base:
+    if wanted is not None and (base is None or wanted > base):
         actions.append(('resize', '%s -> %s' % (human_size(base), human_size(wanted))))
     after = _new_volume(spec, facts, fmt, wanted)
     return Plan(actions, ['volume: absent -> present (%s)' % first[1]], after)
 
 
+def _download_action(source):
+    """[('download', ...)] unless the image was in the cache before this run."""
+    if source.get('path') and not source.get('downloaded'):
+        return []
+    return [('download', '%s (%s)' % (source['url'], source['checksum']))]
+
+
+def _source_text(spec):
+    return 'src %s' % spec.src if spec.src else 'url %s' % spec.url
+
+
 def _importable(spec, source):
-    if spec.format and spec.format != source['format']:
-        _refuse(spec, "src %s is %s, format asks for %s: the volume is imported as it is. Convert the image first "
-                      "(virtops.hypervisor.qemu_image) or leave format out" % (spec.src, source['format'], spec.format))
+    """The source, unless it cannot be imported as asked (an image not downloaded yet, in check mode, has the
+    format asked for and no backing file: what a real run finds is refused then, before any change)."""
+    if spec.format and source['format'] and spec.format != source['format']:
+        _refuse(spec, "%s is %s, format asks for %s: the volume is imported as it is. Convert the image first "
+                      "(virtops.hypervisor.qemu_image) or leave format out" % (_source_text(spec), source['format'],
+                                                                             spec.format))
     if source.get('backing_file'):
-        _refuse(spec, 'src %s has a backing file (%s), which would not be in the pool: import a flattened copy '
+        _refuse(spec, '%s has a backing file (%s), which would not be in the pool: import a flattened copy '
                       '(virtops.hypervisor.qemu_image with src), or import the backing image as a volume and use '
-                      'backing' % (spec.src, source['backing_file']))
+                      'backing' % (_source_text(spec), source['backing_file']))
     return source
 
 
@@ -255,12 +305,15 @@ def _new_volume(spec, facts, fmt, capacity):
     return {'name': spec.name, 'pool': spec.pool, 'format': fmt, 'capacity': capacity,
             'backing': {'path': backing['path'], 'format': backing['format']} if backing else None,
             'permissions': dict(spec.permissions or {}),
-            'src': source_shown(source['fingerprint']) if spec.src else None}
+            'src': source_shown(source['fingerprint']) if spec.src else None,
+            'url': spec.url, 'checksum': source['checksum'] if spec.url else None}
 
 
 def _plan_existing(spec, actual, facts):
     actions, differences = [], []
-    after = dict(actual, permissions=dict(actual['permissions']), src=source_shown(_stored_source(facts)))
+    url, checksum = recorded_url(facts.get('stored'))
+    after = dict(actual, permissions=dict(actual['permissions']), src=source_shown(_stored_source(facts)),
+                 url=url, checksum=checksum)
     if spec.format and actual['format'] != spec.format:
         _refuse(spec, 'it is %s, format asks for %s: libvirt does not convert a volume in place. Delete it (state: '
                       'absent) and create it again, or convert a copy with virtops.hypervisor.qemu_image'
@@ -282,9 +335,12 @@ def _plan_existing(spec, actual, facts):
             base, reimported = source['virtual_size'], True
             after.update(format=source['format'], capacity=base, src=source_shown(source['fingerprint']),
                          permissions=dict(spec.permissions or {}))
+    if spec.url:
+        base, reimported = _plan_download(spec, actual, facts, actions, differences, after)
     wanted = created_capacity(spec.capacity, after['format'])
     if wanted is not None and wanted != base:
-        _check_resize(spec, actual, facts, base, wanted, reimported)
+        if base is not None:  # None: an image to download, its size known once it is here
+            _check_resize(spec, actual, facts, base, wanted, reimported)
         actions.append(('resize', '%s -> %s' % (human_size(base), human_size(wanted))))
         differences.append('capacity: %s -> %s' % (human_size(base), human_size(wanted)))
         after['capacity'] = wanted
@@ -296,6 +352,28 @@ def _plan_existing(spec, actual, facts):
                                for key in changed)
             after['permissions'].update(spec.permissions)
     return Plan(actions, differences, after)
+
+
+def _plan_download(spec, actual, facts, actions, differences, after):
+    """Download again when the checksum changed (refused while the volume is in use); only rewrite the record when
+    another URL serves the same checksum. Returns (capacity before resizing, whether it is imported again)."""
+    source = facts['source']
+    reasons = download_reasons(spec, facts.get('stored'), source['checksum'])
+    if not reasons:
+        if after['url'] != spec.url:
+            actions.append(('record', 'url %s -> %s (same checksum, not downloaded again)' % (after['url'], spec.url)))
+            differences.append('url: %s -> %s' % (after['url'], spec.url))
+            after['url'] = spec.url
+        return actual['capacity'], False
+    _importable(spec, source)
+    if in_use_text(facts['users']):
+        _refuse(spec, 'not downloaded and imported again from %s (%s), it is %s. Detach it first.'
+                % (spec.url, '; '.join(reasons), in_use_text(facts['users'])))
+    actions.extend(_download_action(source) + [('reimport', '; '.join(reasons))])
+    differences.extend('url: %s' % reason for reason in reasons)
+    after.update(format=source['format'], capacity=source['virtual_size'], url=spec.url, checksum=source['checksum'],
+                 permissions=dict(spec.permissions or {}))
+    return source['virtual_size'], True
 
 
 def _stored_source(facts):
@@ -314,8 +392,8 @@ def _check_resize(spec, actual, facts, base, wanted, reimported):
     if wanted > base:
         return
     if reimported:
-        _refuse(spec, 'capacity %s is smaller than src %s (%s): an import cannot be shrunk'
-                % (human_size(wanted), spec.src, human_size(base)))
+        _refuse(spec, 'capacity %s is smaller than %s (%s): an import cannot be shrunk'
+                % (human_size(wanted), _source_text(spec), human_size(base)))
     if not spec.allow_shrink:
         _refuse(spec, 'capacity %s is smaller than its capacity %s: shrinking loses the data at its end; set '
                       'allow_shrink: true if that is meant' % (human_size(wanted), human_size(base)))

@@ -27,12 +27,14 @@ import xml.etree.ElementTree as ET
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._download import ImageCache, fetch_checksum_file
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     LibvirtFailure, error_text, libvirt, require_libvirt, retry_on_conflict, with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
-    describe, domains_using, import_record, plan_volume, source_shown, summary, volumes_backed_by)
+    describe, domains_using, download_reasons, import_record, plan_volume, recorded_url, source_shown, summary,
+    url_record, volumes_backed_by)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_import import (
     read_record, records_unsupported, store_record, upload_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, join, where
@@ -80,6 +82,8 @@ class VolumeManager(object):
         self.planned = {}  # (pool, name) -> the volume an earlier item leaves (None: deleted)
         self._qemu = None
         self._pools = {}
+        self._checksums = {}  # (checksum file URL, image URL) -> 'sha256:<hex>', each file fetched once a call
+        self._downloaded = set()  # cache entries this call downloaded
 
     def converge(self, specs, batch):
         items = []
@@ -112,7 +116,7 @@ class VolumeManager(object):
         item.pool, pool_facts = self._pool(spec.pool)
         item.facts['pool'] = pool_facts
         item.vol, item.actual = read_volume(item.pool, spec.name, spec.pool)
-        if spec.state == 'absent' or item.actual is not None and (spec.src or spec.capacity is not None):
+        if spec.state == 'absent' or item.actual is not None and (spec.src or spec.url or spec.capacity is not None):
             item.facts['users'] = self._users(item.actual) if item.actual is not None else {}
         if spec.state == 'absent':
             return
@@ -121,6 +125,11 @@ class VolumeManager(object):
             item.facts['source'] = self._source(spec)
             if item.actual is not None:
                 item.facts['stored'] = read_record(item.actual['path'])
+        if spec.url:
+            self._require_file_pool(spec, pool_facts)
+            if item.actual is not None:
+                item.facts['stored'] = read_record(item.actual['path'])
+            item.facts['source'] = self._url_source(item)
         if spec.clone_from and item.actual is None:
             item.facts['origin'] = self._other_volume(spec, spec.clone_from, 'clone_from')
         if spec.backing:
@@ -133,17 +142,60 @@ class VolumeManager(object):
         return {'domains': domains_using(self.inventory.domain_xmls(), volume), 'volumes': sorted(set(overlays))}
 
     def _require_file_pool(self, spec, pool_facts):
+        option = 'src' if spec.src else 'url'
         if pool_facts['type'] not in FILE_POOLS or not os.path.isdir(pool_facts['path'] or ''):
             raise ModuleFailure(
-                "%ssrc needs a pool whose volumes are files on this host (dir, fs or netfs, over a local URI): the "
+                "%s%s needs a pool whose volumes are files on this host (dir, fs or netfs, over a local URI): the "
                 "fingerprint of the source is stored with the volume's file. Pool '%s' is %s at %s."
-                % (where(spec.label), spec.pool, pool_facts['type'], pool_facts['path']), about=spec.about)
+                % (where(spec.label), option, spec.pool, pool_facts['type'], pool_facts['path']), about=spec.about)
         unsupported = records_unsupported(pool_facts['path'])
         if unsupported:
             raise ModuleFailure(
-                "%ssrc needs user extended attributes on the file system of pool '%s' (%s: %s): the fingerprint of "
-                "the source is stored in one" % (where(spec.label), spec.pool, pool_facts['path'], unsupported),
+                "%s%s needs user extended attributes on the file system of pool '%s' (%s: %s): the fingerprint of "
+                "the source is stored in one" % (where(spec.label), option, spec.pool, pool_facts['path'], unsupported),
                 about=spec.about)
+
+    def _url_source(self, item):
+        """The image at spec.url as far as this run knows it. The image is looked at only when the volume must be
+        (re)made: a volume whose record has the checksum costs no request (a checksum file URL: one, for the file)
+        and no read. A real run downloads a missing image here, before the first change of the call; check mode
+        never downloads (format and size are then the ones asked for, or unknown)."""
+        spec = item.spec
+        checksum = self._checksum(spec)
+        source = {'url': spec.url, 'checksum': checksum.text, 'path': None, 'downloaded': False,
+                  'format': spec.format, 'virtual_size': None, 'backing_file': None, 'size': None}
+        if item.actual is not None and not download_reasons(spec, item.facts.get('stored'), checksum.text):
+            return source
+        cache = ImageCache(self.module, self.module.params['download_cache'])
+        path = cache.lookup(spec.url, checksum, spec.decompress)
+        if path is None and not self.result.check_mode:
+            path = cache.download(spec.url, checksum, spec.decompress, spec.label)
+            self._downloaded.add(path)
+            item.result.mark_changed()
+        if path is not None:
+            source.update(self._image_facts(spec, path), path=path, downloaded=path in self._downloaded)
+        return source
+
+    def _checksum(self, spec):
+        """spec.checksum with a checksum file resolved to the line for spec.url."""
+        if spec.checksum.kind != 'file':
+            return spec.checksum
+        key = (spec.checksum.url, spec.url)
+        if key not in self._checksums:
+            self._checksums[key] = fetch_checksum_file(self.module, spec.checksum, spec.url, spec.label)
+        return spec.checksum.resolved(self._checksums[key])
+
+    def _image_facts(self, spec, path):
+        if self._qemu is None:
+            self._qemu = QemuImg(self.module)
+        try:
+            info = self._qemu.info(path)
+            size = os.stat(to_bytes(path, errors='surrogate_or_strict')).st_size
+        except (ImageFailure, OSError) as exc:
+            raise ModuleFailure('%scannot read the image downloaded from %s (%s): %s'
+                                % (where(spec.label), spec.url, path, exc), about=spec.about)
+        return {'format': info['format'], 'virtual_size': info['virtual_size'], 'backing_file': info['backing_file'],
+                'size': size}
 
     def _source(self, spec):
         if self._qemu is None:
@@ -247,12 +299,21 @@ class VolumeManager(object):
         after = dict(item.plan.after, capacity=item.facts['origin']['capacity'])
         item.vol = self._guarded(item, 'clone', item.pool.createXMLFrom, self._volume_xml(item, after), origin, 0)
 
+    def _do_download(self, item):
+        """Nothing left to do: the image was downloaded into the cache while planning, before the first change."""
+
+    def _do_record(self, item):
+        stored = item.facts.get('stored') or {}
+        store_record(item.vol.path(), url_record(item.spec.url, item.facts['source']['checksum'],
+                                                 stored.get('virtual_size')))
+
     def _do_import(self, item):
         source = item.facts['source']
+        path = source.get('path') or item.spec.src
         shell = dict(item.plan.after, format='raw', capacity=source['size'], backing=None)
         item.vol = self._guarded(item, 'create', item.pool.createXML, self._volume_xml(item, shell), 0)
         try:
-            self._guarded(item, 'import %s into' % item.spec.src, upload_file, self.conn, item.vol, item.spec.src)
+            self._guarded(item, 'import %s into' % path, upload_file, self.conn, item.vol, path)
             self._guarded(item, 'refresh the pool of', item.pool.refresh, 0)
             item.vol = lookup_volume(item.pool, item.spec.name)
             store_record(item.vol.path(), import_record(item.spec, source))
@@ -318,12 +379,15 @@ class VolumeManager(object):
             after = item.plan.after
         else:
             after = read_volume(item.pool, spec.name, spec.pool)[1] if spec.state == 'present' else None
-            if after is not None and spec.src:
+            if after is not None and (spec.src or spec.url):
                 record = read_record(after['path'])
                 after['src'] = _shown(record)
+                after['url'], after['checksum'] = recorded_url(record)
         before = item.actual
-        if before is not None and spec.src:
-            before = dict(before, src=_shown(item.facts.get('stored')))
+        if before is not None and (spec.src or spec.url):
+            stored = item.facts.get('stored')
+            url, checksum = recorded_url(stored)
+            before = dict(before, src=_shown(stored), url=url, checksum=checksum)
         volume = None
         if after is not None:
             volume = dict((key, after.get(key)) for key in ('name', 'pool', 'path', 'key', 'type', 'format',

@@ -16,12 +16,14 @@ import re
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
+from ansible_collections.virtops.hypervisor.plugins.module_utils._download import (
+    DECOMPRESS, URL_OPTIONS, URL_SCHEMES, parse_checksum)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import parse_size
 
 FORMATS = ('qcow2', 'raw')
 MODE_PATTERN = re.compile(r'^0?[0-7]{3}$')
-SOURCES = ('src', 'clone_from', 'backing')
+SOURCES = ('src', 'url', 'clone_from', 'backing')
 
 
 def where(label):
@@ -59,7 +61,8 @@ class VolumeSpec(object):
             raise ModuleFailure('%s%s are mutually exclusive: a volume is imported, cloned or an overlay, not more'
                                 % (where(label), ' and '.join(given)), about=self.about)
         self.src = self._src(item.get('src'))
-        if self.src and self.allocation is not None:
+        self.url, self.checksum, self.decompress = self._url(item)
+        if (self.src or self.url) and self.allocation is not None:
             raise ModuleFailure('%sallocation does not apply to an import: the volume takes what the file takes (its '
                                 'holes stay holes)' % where(join(label, 'allocation')), about=self.about)
         self.clone_from = self._volume_ref(item.get('clone_from'), 'clone_from')
@@ -89,6 +92,32 @@ class VolumeSpec(object):
             raise ModuleFailure("%s'%s' must be an absolute path on the target"
                                 % (where(join(self.label, 'src')), value), about=self.about)
         return os.path.normpath(value)
+
+    def _url(self, item):
+        """(url, Checksum, decompress) of an image to download, or (None, None, None). A checksum is required:
+        checksum: none says that the URL alone is trusted."""
+        url, checksum = item.get('url'), item.get('checksum')
+        if not url:
+            if checksum and not self.label:
+                raise ModuleFailure('%sgoes with url' % where('checksum'), about=self.about)
+            return None, None, None
+        if '://' not in url or url.split('://', 1)[0].lower() not in URL_SCHEMES:
+            raise ModuleFailure("%s'%s' is not a URL (%s)" % (where(join(self.label, 'url')), url,
+                                                            ', '.join(scheme + '://' for scheme in URL_SCHEMES)),
+                                about=self.about)
+        if not checksum:
+            raise ModuleFailure('%sis required with url: give sha256:<hex> (or sha512:<hex>), the URL of a checksum '
+                                'file such as SHA256SUMS, or none to trust the URL without one'
+                                % where(join(self.label, 'checksum')), about=self.about)
+        try:
+            parsed = parse_checksum(checksum, join(self.label, 'checksum'))
+        except ModuleFailure as failure:
+            raise ModuleFailure(failure.msg, about=self.about)
+        decompress = item.get('decompress') or 'auto'
+        if decompress not in DECOMPRESS:
+            raise ModuleFailure("%s'%s' is not one of %s" % (where(join(self.label, 'decompress')), decompress,
+                                                           ', '.join(DECOMPRESS)), about=self.about)
+        return url, parsed, decompress
 
     def _volume_ref(self, value, key):
         """{volume, pool} of another volume; pool defaults to this volume's pool."""
@@ -177,13 +206,18 @@ VOLUME_OPTIONS = {
     'allocation': {'type': 'raw'},
     'backing': {'type': 'dict', 'options': dict(VOLUME_REF, path={'type': 'path'}, format={'type': 'str'})},
     'src': {'type': 'path'},
+    'url': {'type': 'str'},
+    'checksum': {'type': 'str'},
+    'decompress': {'type': 'str', 'choices': list(DECOMPRESS)},
     'clone_from': {'type': 'dict', 'options': dict(VOLUME_REF)},
     'permissions': {'type': 'dict', 'options': {
         'mode': {'type': 'raw'}, 'owner': {'type': 'str'}, 'group': {'type': 'str'}}},
     'allow_shrink': {'type': 'bool'},
 }
+# The URL options (url_headers, url_timeout, validate_certs ...) are top-level only: one set for the call.
 MODULE_OPTIONS = dict(
     VOLUME_OPTIONS, uri=dict(URI_OPTION),
     state={'type': 'str', 'choices': ['present', 'absent'], 'default': 'present'},
     allow_shrink={'type': 'bool', 'default': False},
-    volumes={'type': 'list', 'elements': 'dict', 'options': VOLUME_OPTIONS})
+    volumes={'type': 'list', 'elements': 'dict', 'options': VOLUME_OPTIONS},
+    **URL_OPTIONS)

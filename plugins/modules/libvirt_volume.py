@@ -26,13 +26,17 @@ description:
     without that record) is imported again - the volume is deleted and imported anew, as M(virtops.hypervisor.qemu_image)
     converts again - unless something uses the volume, which is refused. O(src) therefore needs a pool whose volumes
     are files on the host the module runs on (V(dir), V(fs), V(netfs) pools over a local URI).
+  - O(url) downloads an image (with O(checksum)) into a cache on the target and imports it as O(src) does. See
+    O(url) and O(checksum) for what a rerun checks; a changed checksum imports the volume again, unless something
+    uses it, which is refused. A download happens before the first change of the call (a refused item of the batch
+    leaves at most the verified image in the cache); check mode never downloads.
   - O(clone_from) copies a volume once (C(virStorageVolCreateXMLFrom)); an existing volume is never cloned again.
   - The format and the backing file of an existing volume are not changed in place; asking for another one is
     refused (delete the volume and create it again).
   - With O(volumes), every item is validated and planned before the first change (an item refused fails the
     call with nothing changed); items may use volumes that earlier items create (an overlay on a base volume).
   - Diff mode shows each volume before and after (format, capacity, backing file, the permissions asked for, and
-    the source file recorded for O(src)).
+    the source file recorded for O(src), the URL and checksum recorded for O(url)).
 author:
   - virtops maintainers (@virtops)
 extends_documentation_fragment:
@@ -67,6 +71,8 @@ options:
     description:
       - Format of a new volume. Default V(qcow2), the format of O(src) (which is imported as it is) or of the
         volume O(clone_from) names (another format converts the copy).
+      - With O(src) or O(url), the format the image must have (what C(qemu-img info) detects); another one is
+        refused. In check mode, the format of an image not downloaded yet.
       - For an existing volume, another format than its own is refused.
     type: str
     choices: [qcow2, raw]
@@ -74,7 +80,7 @@ options:
     description:
       - Space to allocate when the volume is created, same syntax as O(capacity). Default V(0) (sparse; libvirt's own
         default would allocate raw volumes in full). Not compared afterwards (a guest's writes change it). Not with
-        O(src) (the volume takes what the file takes).
+        O(src) or O(url) (the volume takes what the file takes).
     type: raw
   backing:
     description:
@@ -99,6 +105,40 @@ options:
       - Absolute path of an image file on the target to import (see the description). Its format is kept; an image
         with a backing file is refused.
     type: path
+  url:
+    description:
+      - URL of an image to download (C(http), C(https), C(ftp) or C(file)) through Ansible's URL handling, as
+        M(ansible.builtin.get_url) does (proxies from the environment unless O(use_proxy=false), O(validate_certs),
+        O(client_cert), O(url_headers), O(url_timeout) ...). Needs O(checksum).
+      - The body is hashed as it arrives, decompressed (O(decompress)), verified and only then renamed into
+        O(download_cache); then it is imported into the volume as O(src) is. A checksum mismatch, an HTTP error or a
+        timeout fails with the URL named and leaves no file behind and no volume.
+      - The volume records the URL and the checksum verified (the extended attribute C(user.virtops.libvirt_volume)).
+        A rerun with the same checksum makes no request at all (a checksum file URL - one, for that file) and does
+        not read the image. A changed checksum downloads and imports again (refused while the volume is in use);
+        another URL with the same checksum only rewrites the record (action V(record)).
+      - Like O(src), it needs a pool whose volumes are files on the host the module runs on.
+    type: str
+  checksum:
+    description:
+      - Required with O(url). The checksum of what O(url) serves (the compressed file for a C(.xz) or C(.gz) URL,
+        as checksum files list it), one of
+      - V(sha256:<hex>) (also V(sha224), V(sha384), V(sha512)).
+      - The URL of a checksum file such as C(SHA256SUMS) or C(SHA512SUMS), optionally after the algorithm
+        (V(sha512:https://.../SHA512SUMS)). The line for the base name of O(url) is used; lines C(<hex>  name),
+        C(<hex> *name) and C(SHA256 (name\) = <hex>) are understood; the algorithm comes from the prefix, the
+        line, the file's name or the length of the hex. The file is fetched on every run (one small request),
+        so a new image published under the same URL is noticed.
+      - V(none) trusts the URL alone - the image is downloaded once and never compared again; the cache entry is
+        named after the URL.
+    type: str
+  decompress:
+    description:
+      - How to decompress what O(url) serves before the import. V(auto) (the default) decompresses xz and gzip data
+        by their magic bytes, and refuses a URL ending in C(.xz) or C(.gz) whose data is not that; V(xz), V(gz) force
+        one, V(none) imports the bytes as served. Python's C(lzma) and C(zlib) decompress; no shell.
+    type: str
+    choices: [auto, xz, gz, none]
   clone_from:
     description: Create the volume as a full copy of another volume.
     type: dict
@@ -176,6 +216,16 @@ options:
       src:
         description: See O(src).
         type: path
+      url:
+        description: See O(url).
+        type: str
+      checksum:
+        description: See O(checksum).
+        type: str
+      decompress:
+        description: See O(decompress).
+        type: str
+        choices: [auto, xz, gz, none]
       clone_from:
         description: See O(clone_from).
         type: dict
@@ -202,8 +252,55 @@ options:
       allow_shrink:
         description: See O(allow_shrink).
         type: bool
+  download_cache:
+    description:
+      - Directory on the target for the images O(url) downloads, created with mode C(0700) when missing (an existing
+        one is left as it is). Entries are named by the checksum of what was served and how it was decompressed
+        (C(sha256-<hex>.unxz)), so volumes from one image share one download, whatever the URL; files are
+        C(0600), owned by the user the module runs as. Nothing removes old entries; delete them when no longer
+        needed (a volume does not need its cache entry after the import).
+      - For all items of O(volumes).
+    type: path
+    default: /var/cache/virtops/images
+  url_headers:
+    description: HTTP headers to send with each request of O(url) and of a checksum file, as a dictionary.
+    type: dict
+  url_timeout:
+    description: Timeout in seconds for connecting and for each read (not for the whole download).
+    type: int
+    default: 30
+  validate_certs:
+    description: Whether to validate HTTPS certificates. V(false) only for a trusted internal host.
+    type: bool
+    default: true
+  client_cert:
+    description: PEM client certificate for HTTPS (may hold the key too, else O(client_key)).
+    type: path
+  client_key:
+    description: PEM private key for O(client_cert).
+    type: path
+  use_proxy:
+    description: Whether to use the proxy the environment sets (C(https_proxy), C(http_proxy), C(no_proxy)).
+    type: bool
+    default: true
+  url_username:
+    description: User name for HTTP basic authentication.
+    type: str
+  url_password:
+    description: Password for HTTP basic authentication.
+    type: str
+  force_basic_auth:
+    description: Send the basic authentication header with the first request, not only after a 401.
+    type: bool
+    default: false
 notes:
   - The test driver (C(test:///default)) creates, clones and deletes volumes, but cannot resize them.
+  - The URL options (O(url_headers), O(url_timeout), O(validate_certs) ...) and O(download_cache) apply to the
+    whole call; O(url), O(checksum) and O(decompress) can differ per item.
+  - In check mode an image that is not in the cache yet is not downloaded, so its format and capacity are the ones
+    asked for (O(format), O(capacity)) or null in the diff, and a resize to O(capacity) is predicted; the real run
+    knows them and refuses then what cannot be done (a capacity smaller than the image, another format), before
+    any change. An image already in the cache is predicted exactly.
 seealso:
   - module: virtops.hypervisor.libvirt_volume_info
   - module: virtops.hypervisor.qemu_image
@@ -230,6 +327,24 @@ EXAMPLES = r"""
       - name: web2.qcow2
         backing: {volume: debian-12-base.qcow2}
         capacity: 20G
+
+- name: A Debian cloud image by URL, checked against the project's SHA512SUMS, grown to 20 GiB
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    name: debian-12-base.qcow2
+    url: https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2
+    checksum: https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS
+    capacity: 20G
+
+- name: A compressed raw image with a literal checksum (of the .xz file), from an internal mirror
+  virtops.hypervisor.libvirt_volume:
+    pool: default
+    name: appliance.raw
+    url: https://mirror.internal/images/appliance-2.4.raw.xz
+    checksum: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    use_proxy: false
+    url_headers:
+      Authorization: "Bearer {{ mirror_token }}"
 
 - name: A full copy of a template in another pool
   virtops.hypervisor.libvirt_volume:
@@ -276,8 +391,9 @@ volume:
            capacity: 21474836480, allocation: 200704, backing: null, permissions: {mode: '0600', owner: 0, group: 0}}
 actions:
   description:
-    - What was done, or would be in check mode, in order - V(create), V(import), V(clone), V(reimport), V(resize),
-      V(permissions), V(delete). Empty when nothing changed. An action is listed once libvirt carried it out.
+    - What was done, or would be in check mode, in order - V(download) (O(url) into the cache), V(create),
+      V(import), V(clone), V(reimport), V(record) (the URL of a volume rewritten, same checksum), V(resize),
+      V(permissions), V(delete). Empty when nothing changed. An action is listed once it was carried out.
     - With O(volumes), the top-level list is empty and each item of RV(volumes) has its own.
   returned: always
   type: list
@@ -318,7 +434,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options
 def main():
     module = AnsibleModule(
         argument_spec=MODULE_OPTIONS,
-        mutually_exclusive=[('volumes', 'name'), ('src', 'clone_from', 'backing')],
+        mutually_exclusive=[('volumes', 'name'), ('src', 'url', 'clone_from', 'backing')],
         required_one_of=[('name', 'volumes')],
         supports_check_mode=True,
     )
