@@ -188,6 +188,36 @@ def _terminator():
     return _pad(b'\xffCD001\x01')
 
 
+def read_iso(image):
+    """{name: bytes} of the files in the root directory of an ISO 9660 image (Joliet names when it has
+    them), or None when image is not one. Enough to show what an existing seed holds."""
+    try:
+        descriptors = [image[SECTOR * sector:SECTOR * (sector + 1)] for sector in range(16, 32)]
+        primary = next(vd for vd in descriptors if vd[:6] == b'\x01CD001')
+        joliet = next((vd for vd in descriptors if vd[:6] == b'\x02CD001' and vd[88:90] == b'%/'), None)
+        root = (joliet or primary)[156:190]
+        extent, size = struct.unpack('<I', root[2:6])[0], struct.unpack('<I', root[10:14])[0]
+        directory = image[SECTOR * extent:SECTOR * extent + size]
+        files = {}
+        offset = 0
+        while offset < len(directory):
+            length = directory[offset]
+            if length == 0:  # records do not cross sectors: the rest of this one is padding
+                offset = (offset // SECTOR + 1) * SECTOR
+                continue
+            record = directory[offset:offset + length]
+            offset += length
+            identifier = record[33:33 + record[32]]
+            if record[25] & 2 or identifier in (b'\x00', b'\x01'):
+                continue
+            name = identifier.decode('utf-16-be') if joliet else identifier.decode('ascii').lower()
+            start, length = struct.unpack('<I', record[2:6])[0], struct.unpack('<I', record[10:14])[0]
+            files[name.split(';')[0].rstrip('.')] = bytes(image[SECTOR * start:SECTOR * start + length])
+        return files
+    except (StopIteration, struct.error, IndexError, UnicodeDecodeError):
+        return None
+
+
 def build_seed(meta_data, user_data, network_config=None, vendor_data=None):
     """The seed image bytes and the files in it."""
     files = seed_files(meta_data, user_data, network_config, vendor_data)

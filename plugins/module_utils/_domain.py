@@ -19,6 +19,8 @@ import contextlib
 import copy
 import re
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_cloud_init as seeds
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_metadata as md
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_clone import ClonePlanner
@@ -27,6 +29,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_power i
     INACTIVE_STATES, PowerJobs, call, make_step, next_step)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_storage import (
     StorageView, delete_storage, storage_to_remove, undefine_flags)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_wait import wait_for_guests
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     CONFLICT_TRIES, STATE_NAMES, HostCapabilities, LibvirtFailure, error_text, is_error, libvirt, read_domain,
     require_libvirt, retry_on_conflict, with_connection)
@@ -57,6 +60,8 @@ class _Item(object):
         self.basis = None  # (uuid, run state, managed save) that the planned state step starts from
         self.planned = False
         self.tries_left = CONFLICT_TRIES
+        self.seed = None  # cloud_init: (where the seed goes, the bytes stored there now or None)
+        self.seed_changed = False  # this run (re)wrote the seed: a running guest has not read it
 
     def read(self, reading):
         self.reading = reading
@@ -134,6 +139,7 @@ class DomainManager(object):
             about = set(failure.about for failure in failures)
             raise LibvirtFailure(' '.join(str(failure) for failure in failures),
                                  about=about.pop() if len(about) == 1 else None)
+        wait_for_guests(items, self.check_mode)
 
     def _plan_clones(self, specs):
         """Plan each clone still to be made before the first change: a clone that cannot be made changes nothing."""
@@ -162,6 +168,8 @@ class DomainManager(object):
             self._plan_removal(item)
         else:
             self._define(item)
+            self._seed_restart(item)
+            self._set_live_metadata(item)
             self._set_autostart(item)
             self._plan_state(item)
 
@@ -194,6 +202,8 @@ class DomainManager(object):
     # --- definition ------------------------------------------------------------------------------
 
     def _desired(self, spec, current_root):
+        if not spec.has_definition:  # only tags, metadata or cloud_init: on top of the definition as it is
+            return copy.deepcopy(current_root)
         if spec.xml is not None:
             desired = copy.deepcopy(spec.xml)
             if current_root is not None:
@@ -218,6 +228,9 @@ class DomainManager(object):
         options = dict(spec.options)
         if options['disks']:
             options['disks'] = [self._with_volume_format(spec, disk) for disk in options['disks']]
+            seed_disk = seeds.attached_seed(spec.name, current_root) if spec.cloud_init is not None else None
+            if seed_disk is not None:  # a complete list of disks would drop the seed and give its target away
+                options['disks'].append(seed_disk)
         return dx.apply_options(base, options, self.caps.machine_aliases if options['machine'] else None)
 
     def _with_volume_format(self, spec, disk):
@@ -234,7 +247,7 @@ class DomainManager(object):
 
     def _define(self, item):
         spec, result, exists = item.spec, item.result, item.reading is not None
-        if not spec.has_definition:
+        if not spec.has_definition and not (exists and spec.has_extras):
             if not exists:
                 raise LibvirtFailure("%sdomain '%s' does not exist at %s; give xml or structured options "
                                      "(memory, vcpus, disks...) to define it" % (where(spec.label), spec.name, self.uri),
@@ -242,15 +255,19 @@ class DomainManager(object):
             return self._note_restart(item, None)
         current_root = dx.parse(item.xml) if exists else None
         desired = self._desired(spec, current_root)
+        self._apply_extras(item, desired, current_root)
         if exists:
             if spec.xml is not None:
                 gaps = dx.differences(desired, current_root, self.caps.machine_aliases)
+                gaps += _metadata_gaps(desired, current_root)
             else:
                 gaps = [] if dx.canonical(desired) == dx.canonical(current_root) else ['definition']
             if not gaps:
+                self._write_seed(item)
                 return self._note_restart(item, None)
             result.differences[:] = gaps if spec.xml is not None else self._changed_settings(current_root, desired)
         self._check_vcpu_limit(spec, desired)
+        self._write_seed(item)
         xml = dx.to_string(desired)
         if not exists and spec.clone_from:
             plan = self._clone_plan(spec)
@@ -273,6 +290,79 @@ class DomainManager(object):
                             "report a change again. Write these settings the way libvirt does."
                             % (where(spec.label), spec.name, '; '.join(left[:5])))
         return self._note_restart(item, None)
+
+    # --- tags, metadata, cloud_init ----------------------------------------------------------------
+
+    def _apply_extras(self, item, desired, current_root):
+        """Tags and metadata into the virtops element of desired, the cloud-init seed's CD-ROM into its disks."""
+        spec = item.spec
+        wanted = md.describe(current_root) if current_root is not None else md.empty()
+        if spec.xml is not None and md.find(desired) is not None:
+            wanted = md.describe(desired)  # the xml's own element, unless the options say otherwise
+        if spec.tags is not None:
+            wanted['tags'] = spec.tags
+        if spec.metadata is not None:
+            wanted['metadata'] = spec.metadata
+        md.apply(desired, wanted)
+        if spec.cloud_init is not None:
+            self._attach_seed(item, desired, current_root)
+
+    def _attach_seed(self, item, desired, current_root):
+        spec, about = item.spec, "domain '%s'" % item.spec.name
+        location = seeds.locate(self.conn, self.uri, spec.cloud_init, spec.label, spec.name, desired)
+        previous = [disk for root in (desired, current_root) if root is not None for disk in root.iter('disk')
+                    if seeds.is_seed_of(spec.name, disk)]
+        bus = seeds.cdrom_bus(desired, previous[0].find('target').get('bus') if previous else None)
+        disk = seeds.seed_disk(location, bus)
+        dx.detach_disks(desired, lambda elem: not seeds.is_seed_of(spec.name, elem)
+                        or dx.disk_source(elem) == dx.wanted_disk_source(disk))  # a seed kept elsewhere before
+        dx.attach_disk(desired, disk, current_root)
+        item.seed = (location, seeds.SeedStore(self.conn).read(location, spec.cloud_init.label, about))
+
+    def _write_seed(self, item):
+        """(Re)write the seed when its bytes differ from the stored ones; report where it is."""
+        if item.seed is None:
+            return
+        spec, (location, stored) = item.spec, item.seed
+        wanted = spec.cloud_init
+        same = seeds.same_seed(stored, wanted.image)
+        item.result.set(cloud_init=dict(seeds.describe_location(location), size=len(wanted.image),
+                                        sha256=wanted.digest(), instance_id=wanted.instance_id, written=not same))
+        if same:
+            return
+        item.result.perform('update_seed' if stored is not None else 'create_seed', seeds.SeedStore(self.conn).write,
+                            location, wanted.image, wanted.label, "domain '%s'" % spec.name)
+        item.seed = (location, wanted.image)
+        item.seed_changed = True
+        if self.diff:
+            old = seeds.seed.read_iso(stored) if stored is not None else None
+            before = seeds.shown(old) if old is not None or stored is None else seeds.seed.digest(stored) + '\n'
+            header = '%s: cloud-init seed %s' % (spec.name, location.path or '%s/%s' % (location.pool, location.name))
+            item.result.add_diff(before, seeds.shown(wanted.files), header)
+
+    def _seed_restart(self, item):
+        """A running guest read its seed at boot: a rewritten one needs a restart."""
+        if not item.seed_changed or item.state in INACTIVE_STATES or item.reading is None:
+            return
+        reasons = set(item.result.fields.get('restart_reasons') or ()) | {'cloud_init'}
+        item.result.set(restart_required=True, restart_reasons=sorted(reasons))
+
+    def _set_live_metadata(self, item):
+        """Tags and metadata are no settings a guest boots with: a running domain gets them now."""
+        spec = item.spec
+        if (spec.tags is None and spec.metadata is None) or item.state in INACTIVE_STATES or item.reading is None:
+            return
+        wanted = md.describe(self._predicted_root(item))
+        if md.describe(dx.parse(self._xml(item.dom, XML_LIVE))) == wanted:
+            return
+        fragment = None if md.is_empty(wanted) else md.fragment(wanted['tags'], wanted['metadata'])
+        item.result.perform('update_live_metadata', call, spec, 'set the live metadata of', item.dom.setMetadata,
+                            libvirt.VIR_DOMAIN_METADATA_ELEMENT, fragment, md.PREFIX, md.NAMESPACE,
+                            libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def _predicted_root(self, item):
+        """The definition after this run: as libvirt stored it, in check mode as it would be."""
+        return dx.parse(item.predicted['xml'] if item.predicted else item.xml)
 
     def _check_vcpu_limit(self, spec, desired):
         """Refuse, in check mode as in the real run, the vCPU count libvirt would refuse for this machine type."""
@@ -380,7 +470,8 @@ class DomainManager(object):
         root = dx.parse(reading.xml)
         remove, keep = [], []
         if spec.remove_storage:
-            remove, keep = storage_to_remove(root, self._other_roots(spec.name), StorageView(self.conn, self.uri))
+            remove, keep = storage_to_remove(root, self._other_roots(spec.name), StorageView(self.conn, self.uri),
+                                             also=lambda disk: seeds.is_seed_of(spec.name, disk))
         result.set(removed_storage=list(remove) if self.check_mode else [], kept_storage=keep)
         item.basis = _state_key(reading)
         self.jobs.add(item, lambda: self._remove(item, root, remove))
@@ -429,6 +520,13 @@ class DomainManager(object):
         if self.diff and item.before != after:
             secret_changed = dx.secrets_of((item.before or {}).get('xml')) != dx.secrets_of((after or {}).get('xml'))
             result.add_diff(_diff_text(item.before), _diff_text(after, secret_changed), item.spec.name)
+
+
+def _metadata_gaps(desired, current_root):
+    """Full XML is compared as a subset, which a removed tag would pass: tags and metadata compare whole."""
+    wanted, found = md.describe(desired), md.describe(current_root)
+    return ['%s: %s, not %s' % (key, wanted[key], found[key]) for key in ('tags', 'metadata')
+            if wanted[key] != found[key]]
 
 
 def _diff_text(snapshot, secret_changed=False):

@@ -10,6 +10,10 @@ import re
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._batch import build_batch
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_cloud_init import (
+    OPTIONS as CLOUD_INIT_OPTIONS, SeedSpec)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_wait import (
+    WAIT_DEFAULTS, WAIT_OPTIONS, wait_settings)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 
 STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
@@ -17,6 +21,7 @@ STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot'
                       'serial_console', 'serial_log', 'graphics')
 ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'apply': 'next_boot',
                  'remove_storage': False, 'autostart': None}
+ITEM_DEFAULTS.update(WAIT_DEFAULTS)
 MAC_PATTERN = re.compile(r'^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$')
 
 
@@ -67,8 +72,13 @@ class DomainSpec(object):
             raise dx.DomainXMLError("%sname '%s' contains '/', which libvirt refuses in a domain name"
                                     % (where(label), self.name), about="domain '%s'" % self.name)
         self.has_definition = self.xml is not None or bool(given) or self.clone_from is not None
+        self.tags, self.metadata = _tags(item.get('tags'), label), _metadata(item.get('metadata'), label)
+        self.cloud_init = SeedSpec(item['cloud_init'], self.name, label) if item.get('cloud_init') else None
+        # tags, metadata and cloud_init change an existing definition; alone they cannot make a new one
+        self.has_extras = self.tags is not None or self.metadata is not None or self.cloud_init is not None
         self._validate_options()
         self._validate_clone_from()
+        self.wait_for, self.wait_timeout = wait_settings(item, label, self.state)
         if self.shutdown_timeout < 0:
             raise dx.DomainXMLError('%sshutdown_timeout must be 0 or more seconds' % where(label))
 
@@ -133,6 +143,31 @@ class DomainSpec(object):
                                     % (where(label), interface['mac']))
 
 
+def _tags(tags, label):
+    if tags is None:
+        return None
+    for index, tag in enumerate(tags):
+        if not tag or tag != tag.strip():
+            raise dx.DomainXMLError('%s[%d]: %r is not a tag: give a non-empty name without surrounding spaces'
+                                    % (_join(label, 'tags'), index, tag))
+    return sorted(set(tags))
+
+
+def _metadata(metadata, label):
+    """{name: str}; numbers become strings, other values are refused (metadata holds text)."""
+    if metadata is None:
+        return None
+    found = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key.strip():
+            raise dx.DomainXMLError('%s: %r is not a metadata name' % (_join(label, 'metadata'), key))
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise dx.DomainXMLError('%s.%s: must be a string, not %s' % (_join(label, 'metadata'), key,
+                                                                          type(value).__name__))
+        found[key] = str(value).strip()
+    return found
+
+
 def build_specs(params):
     """Validate the module parameters into DomainSpecs; raises DomainXMLError naming the input."""
     return build_batch(params, 'domains', ITEM_DEFAULTS, DomainSpec, 'domain', dx.DomainXMLError)
@@ -188,11 +223,15 @@ DOMAIN_OPTIONS = {
         'port': {'type': 'int'},
         'password': {'type': 'str', 'no_log': True},
     }},
+    'tags': {'type': 'list', 'elements': 'str'},
+    'metadata': {'type': 'dict'},
+    'cloud_init': {'type': 'dict', 'options': CLOUD_INIT_OPTIONS},
     'clone_from': {'type': 'dict', 'options': {
         'name': {'type': 'str', 'required': True},
         'linked': {'type': 'bool', 'default': False},
         'pool': {'type': 'str'},
     }},
 }
+DOMAIN_OPTIONS.update(WAIT_OPTIONS)
 MODULE_OPTIONS = dict(DOMAIN_OPTIONS, uri=dict(URI_OPTION), domains={
     'type': 'list', 'elements': 'dict', 'options': DOMAIN_OPTIONS})

@@ -16,8 +16,9 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
     LibvirtFailure, error_text, is_error, libvirt)
 
 
-def storage_to_remove(root, other_roots, storage=None):
-    """Disk sources of the definition root to delete with the domain, and those kept with the reason: a source
+def storage_to_remove(root, other_roots, storage=None, also=None):
+    """Disk sources of the definition root to delete with the domain (disks, and the other devices for which
+    also(disk element) is true: its cloud-init seed), and those kept with the reason: a source
     one of other_roots (the other domains' definitions) uses, a file another domain's disk stands on (its
     backing chain: a linked clone's base), and block devices, are kept. ``storage`` (a StorageView) resolves
     volumes to paths and reads backing chains; without it sources are compared as written."""
@@ -32,7 +33,7 @@ def storage_to_remove(root, other_roots, storage=None):
             standing_on.update(storage.backing_chain(path))
     for disk in root.iter('disk'):
         source = dx.disk_source(disk)
-        if disk.get('device', 'disk') != 'disk' or source is None:
+        if source is None or (disk.get('device', 'disk') != 'disk' and not (also and also(disk))):
             continue
         path = storage.path(source) if storage is not None else None
         if source in used_elsewhere or ('path', path) in used_elsewhere:

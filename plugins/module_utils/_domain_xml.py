@@ -19,6 +19,7 @@ import copy
 import re
 import xml.etree.ElementTree as ET
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_metadata as domain_metadata
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 
 MEMORY_UNITS = {
@@ -359,6 +360,70 @@ def _disk_element(want, have, used):
     return elem
 
 
+def attach_disk(root, want, previous=None):
+    """Make sure root has the disk want (options form) after its other disks; return its target dev.
+
+    The disk is paired by source with one in root, else in previous (the definition before the options
+    were applied, which may have dropped it), so the target and address libvirt gave it are kept.
+    """
+    devices = _child(root, 'devices')
+    source = wanted_disk_source(want)
+    have = next((disk for disk in devices.findall('disk') if disk_source(disk) == source), None)
+    if have is not None:
+        devices.remove(have)
+    elif previous is not None:
+        found = next((disk for disk in previous.iter('disk') if disk_source(disk) == source), None)
+        have = copy.deepcopy(found) if found is not None else None
+    used = set(target_dev(disk) for disk in devices.findall('disk'))
+    if have is not None and target_dev(have) in used:
+        _remove_all(have, 'address')
+        _remove_all(have, 'target')
+    elem = _disk_element(want, have, used)
+    disks = devices.findall('disk')
+    position = _libvirt_disk_position(disks, elem)
+    if position < len(disks):
+        index = list(devices).index(disks[position])
+    else:
+        index = list(devices).index(disks[-1]) + 1 if disks else _device_insert_index(devices, 'disk')
+    devices.insert(index, elem)
+    return target_dev(elem)
+
+
+def _libvirt_disk_position(disks, new):
+    """Where libvirt puts a new disk among disks (virDomainDiskInsert): after the disks of its bus whose
+    target sorts before it, before those after it; at the end when no disk has its bus. Placing it there
+    makes the definition this run writes the one libvirt stores, so a rerun compares equal."""
+    bus, index = new.find('target').get('bus'), _target_index(target_dev(new))
+    position = None
+    for at in range(len(disks) - 1, -1, -1):
+        if disks[at].find('target') is None or disks[at].find('target').get('bus') != bus:
+            continue
+        if _target_index(target_dev(disks[at])) > index:
+            position = at
+        elif position is None:
+            position = at + 1
+    return len(disks) if position is None else position
+
+
+def _target_index(dev):
+    """virDiskNameToIndex: hda 0, hdb 1, ..., sdaa 26."""
+    letters = re.sub(r'^(hd|sd|vd|xvd|fd|ubd)', '', dev or '')
+    value = 0
+    for letter in letters:
+        if not 'a' <= letter <= 'z':
+            return -1
+        value = value * 26 + ord(letter) - ord('a') + 1
+    return value - 1
+
+
+def detach_disks(root, keep):
+    """Remove the disks for which keep(disk element) is false."""
+    devices = root.find('devices')
+    for disk in devices.findall('disk') if devices is not None else ():
+        if not keep(disk):
+            devices.remove(disk)
+
+
 def _free_target(bus, used):
     prefix = DISK_TARGET_PREFIX.get(bus, 'sd')
     for letter in 'abcdefghijklmnopqrstuvwxyz':
@@ -691,6 +756,7 @@ def summarize(root):
         devices = ET.Element('devices')
     memory = root.find('memory')
     current_memory = root.find('currentMemory')
+    metadata = domain_metadata.describe(root)
     return {
         'domain_type': root.get('type'),
         'memory_mib': memory_kib(memory) // 1024 if memory is not None else None,
@@ -711,6 +777,8 @@ def summarize(root):
         'graphics': [{'type': elem.get('type'), 'port': int(elem.get('port') or -1),
                       'listen': elem.get('listen')} for elem in devices.findall('graphics')],
         'serial_console': devices.find('serial') is not None,
+        'tags': metadata['tags'],
+        'metadata': metadata['metadata'],
     }
 
 

@@ -104,3 +104,13 @@ def test_blkid_sees_an_iso9660_filesystem_labelled_cidata(tmp_path):
 def test_names_that_collide_in_8_3_form_are_refused():
     with pytest.raises(ValueError, match='collide'):
         seed.build_iso({'user-data-a': b'', 'user-data-b': b''})
+
+
+def test_the_own_reader_reads_what_pycdlib_reads():
+    image, files = seed.build_seed(META, USER, NETWORK, {'runcmd': ['true']})
+    assert seed.read_iso(image) == files == read_back(image)[0]
+
+
+def test_the_own_reader_says_none_for_what_is_not_an_iso():
+    assert seed.read_iso(b'') is None
+    assert seed.read_iso(bytes(40000)) is None
