@@ -64,6 +64,33 @@ options:
         base of a linked clone, anywhere in its backing chain), is kept and listed in RV(kept_storage).
       - Default V(false).
     type: bool
+  wait_for:
+    description:
+      - After every state change of the call, wait until the guest can be reached, and return its addresses
+        (RV(address), RV(addresses)). Only with O(state=running).
+      - V(ip) waits for a usable IPv4 address from a DHCP lease of a libvirt network, the guest agent or the
+        host's ARP table (see M(virtops.hypervisor.libvirt_domain_info)).
+      - V(agent) waits until the QEMU guest agent answers a C(guest-ping) (through libvirt's own connection to
+        it); a domain without a C(org.qemu.guest_agent.0) channel fails at once.
+      - V(ssh) waits for an address (as V(ip)) on which TCP port 22 answers with an C(SSH-) banner. The module
+        runs on the hypervisor, so the address must be reachable from there (a NAT or routed libvirt network,
+        or a bridge the host has an address on).
+      - All domains of a call are waited for together, each looked at about once a second; the time a domain
+        took is in RV(wait). A domain that is not ready after O(wait_timeout) seconds fails the task, which
+        names each such domain and what was seen of it (for example an address from a lease but no SSH
+        banner); the others are reported ready. A domain that stops running fails at once.
+      - Waiting changes nothing on the host and never makes the result changed. In check mode nothing is
+        waited for: a domain the run would define or start is reported not ready, one already running is
+        looked at once (its addresses and RV(wait.ready) are what that look found) and does not fail the task.
+    type: str
+    choices: [ip, agent, ssh]
+    version_added: 1.1.0
+  wait_timeout:
+    description:
+      - Seconds to wait for O(wait_for), counted from the moment the call's state changes are done. V(0) looks
+        once. Default V(300).
+    type: int
+    version_added: 1.1.0
   domain_type:
     description:
       - Hypervisor type. V(auto) (default for new domains) picks V(kvm) when the host CPU exposes hardware
@@ -203,6 +230,82 @@ options:
         type: int
       password:
         description: Console password; an empty string removes it. Never shown in results or diffs.
+        type: str
+  tags:
+    description:
+      - Tags of the domain, kept in its definition's C(<metadata>) under the collection's namespace
+        (C(urn:virtops:hypervisor:domain:1)); the inventory plugin M(virtops.hypervisor.libvirt) makes groups of
+        them and M(virtops.hypervisor.libvirt_domain_info) returns them.
+      - The complete list (sorted, duplicates dropped); V([]) removes all tags. Not given, the tags stay as
+        they are.
+      - Combines with O(xml) and the structured options, and alone changes an existing domain. A full O(xml)
+        without the virtops element keeps the tags the domain has.
+      - Tags are no setting the guest boots with: a running domain gets them at once (live and in its
+        definition), without RV(restart_required).
+    type: list
+    elements: str
+    version_added: 1.1.0
+  metadata:
+    description:
+      - Key/value pairs kept with O(tags) in the domain's C(<metadata>) (C(<virtops:meta name="role">db</virtops:meta>)).
+        Values are strings (numbers are written as strings, surrounding spaces dropped).
+      - The complete set; V({}) removes all. Not given, the metadata stays as it is. Compared, applied and
+        shown like O(tags). Elements of other namespaces in C(<metadata>) (libosinfo's...) are kept.
+    type: dict
+    version_added: 1.1.0
+  cloud_init:
+    description:
+      - Give the domain a cloud-init NoCloud seed: an ISO 9660 image labelled C(cidata) holding C(meta-data),
+        C(user-data) and, when given, C(network-config) and C(vendor-data), attached as a read-only CD-ROM
+        (SATA on q35 machines, IDE on the i440fx C(pc) machines). The image is built by the module in Python:
+        the target needs no genisoimage, xorriso or PyYAML.
+      - The seed is reproducible (fixed timestamps, sorted files): the same data gives the same bytes, and the
+        stored seed is rebuilt only when its bytes differ, so a rerun is a no-op.
+      - Where it is kept, in this order; a raw volume C(<name>-cidata.iso) in O(cloud_init.pool); else in the
+        storage pool of the domain's first disk; else, when the first disk is a file no pool holds (and the
+        connection is local), a file C(<name>-cidata.iso) beside it (written atomically, mode 0644).
+      - cloud-init reads the seed when the guest boots. A changed seed of a running domain sets
+        RV(restart_required) with the reason C(cloud_init); O(apply=restart) restarts the guest.
+      - The seed is one of the domain's disks. A task whose O(disks) list it is not in (without O(cloud_init))
+        detaches it; its volume or file stays until O(state=absent) with O(remove_storage=true), which deletes it.
+      - In diff mode the seed's C(meta-data) and C(network-config) are shown as written, C(user-data) and
+        C(vendor-data) only as C(sha256:<hex>). The module never returns user or vendor data.
+      - Ansible hides O(cloud_init.user_data) and O(cloud_init.vendor_data) (C(no_log)). For a dict, that means
+        every string in it: Ansible masks such a string as C(********) anywhere in the task's result (a user
+        name V(ops) also inside a path). Give them as a string (V("#cloud-config\n" + (config | to_json)))
+        to have only the whole document hidden.
+      - Structured data is written as JSON, which cloud-init reads as the YAML it is.
+    type: dict
+    version_added: 1.1.0
+    suboptions:
+      user_data:
+        description:
+          - The user data. A dict is written as C(#cloud-config) followed by the dict (sorted keys); a string is
+            written as given (a C(#cloud-config) document, a shell script, MIME multi-part).
+          - Default an empty C(#cloud-config).
+        type: raw
+      meta_data:
+        description:
+          - The meta data. C(local-hostname) defaults to the domain name.
+          - C(instance-id) defaults to the domain name and the first 12 hex digits of a SHA-256 over the other
+            seed content (V(web1-3f9a0c2b7d1e)). A guest booting a seed with a new instance id runs cloud-init's
+            per-instance modules again (users, SSH keys, and SSH host keys, which are regenerated); set
+            C(instance-id) here to keep it across changes of the data.
+        type: dict
+      network_config:
+        description:
+          - Network configuration (version 1 or 2; a dict is checked for C(version)), written as
+            C(network-config). Left out of the seed when not given (cloud-init then configures DHCP on the
+            first interface).
+        type: raw
+      vendor_data:
+        description: Vendor data, written as C(vendor-data) like O(cloud_init.user_data).
+        type: raw
+      pool:
+        description:
+          - Storage pool (active) for the seed volume. Default the pool of the first disk.
+          - Needed when the first disk is a block device or a file of no pool on a remote connection, or when
+            the domain has no disk.
         type: str
   clone_from:
     description:

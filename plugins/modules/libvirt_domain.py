@@ -52,10 +52,10 @@ options:
   domains:
     description:
       - Several domains at once. Each item takes the options of a single domain (O(name) or O(xml), the
-        structured options, O(clone_from), O(state), O(autostart), O(shutdown_timeout), O(force), O(apply),
-        O(remove_storage)).
-      - O(state), O(autostart), O(shutdown_timeout), O(force), O(apply) and O(remove_storage) given at the top
-        level are the defaults for items that do not set them.
+        structured options, O(clone_from), O(tags), O(metadata), O(cloud_init), O(state), O(autostart),
+        O(shutdown_timeout), O(force), O(apply), O(remove_storage), O(wait_for), O(wait_timeout)).
+      - O(state), O(autostart), O(shutdown_timeout), O(force), O(apply), O(remove_storage), O(wait_for) and
+        O(wait_timeout) given at the top level are the defaults for items that do not set them.
       - Mutually exclusive with O(name), O(xml), O(clone_from) and the structured options at the top level.
       - Clones of all items are planned (sources, pools, volumes to create) before the first change.
     type: list
@@ -87,6 +87,15 @@ options:
       remove_storage:
         description: See O(remove_storage).
         type: bool
+      wait_for:
+        description: See O(wait_for).
+        type: str
+        choices: [ip, agent, ssh]
+        version_added: 1.1.0
+      wait_timeout:
+        description: See O(wait_timeout).
+        type: int
+        version_added: 1.1.0
       domain_type:
         description: See O(domain_type).
         type: str
@@ -214,6 +223,35 @@ options:
           password:
             description: See O(graphics.password).
             type: str
+      tags:
+        description: See O(tags).
+        type: list
+        elements: str
+        version_added: 1.1.0
+      metadata:
+        description: See O(metadata).
+        type: dict
+        version_added: 1.1.0
+      cloud_init:
+        description: See O(cloud_init).
+        type: dict
+        version_added: 1.1.0
+        suboptions:
+          user_data:
+            description: See O(cloud_init.user_data).
+            type: raw
+          meta_data:
+            description: See O(cloud_init.meta_data).
+            type: dict
+          network_config:
+            description: See O(cloud_init.network_config).
+            type: raw
+          vendor_data:
+            description: See O(cloud_init.vendor_data).
+            type: raw
+          pool:
+            description: See O(cloud_init.pool).
+            type: str
       clone_from:
         description: See O(clone_from).
         type: dict
@@ -296,6 +334,65 @@ EXAMPLES = r"""
     interfaces:
       - network: default
 
+- name: Three guests running and answering on SSH, waited for together
+  virtops.hypervisor.libvirt_domain:
+    state: running
+    wait_for: ssh
+    wait_timeout: 600
+    domains: "{{ guests }}"
+  register: started
+
+- name: Each of them in the inventory by the address it got
+  ansible.builtin.add_host:
+    name: "{{ item.name }}"
+    ansible_host: "{{ item.address }}"
+  loop: "{{ started.domains }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: A guest from a cloud image, configured by cloud-init (the seed goes into the pool of its disk)
+  virtops.hypervisor.libvirt_domain:
+    name: web1
+    memory: 1024
+    vcpus: 2
+    disks:
+      - volume: {pool: images, name: web1.qcow2}
+    interfaces:
+      - network: default
+    cloud_init:
+      user_data: "{{ '#cloud-config\n' ~ (web_cloud_config | to_json) }}"
+      meta_data:
+        local-hostname: web1.example.org
+      network_config:
+        version: 2
+        ethernets:
+          eth0: {dhcp4: true}
+    tags: [web, zone-a]
+    metadata:
+      role: frontend
+    state: running
+  vars:
+    web_cloud_config:
+      users:
+        - name: ops
+          sudo: ALL=(ALL) NOPASSWD:ALL
+          ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
+      packages: [nginx, qemu-guest-agent]
+
+- name: New user data for a running guest, applied by restarting it (cloud-init runs again as a new instance)
+  virtops.hypervisor.libvirt_domain:
+    name: web1
+    cloud_init:
+      user_data: "{{ '#cloud-config\n' ~ (web_cloud_config_v2 | to_json) }}"
+    apply: restart
+    state: running
+
+- name: Tag a domain defined from full XML
+  virtops.hypervisor.libvirt_domain:
+    xml: "{{ lookup('ansible.builtin.file', 'db1.xml') }}"
+    tags: [db]
+    metadata: {backup: nightly}
+
 - name: Remove a guest with its disks (disks other domains use are kept)
   virtops.hypervisor.libvirt_domain:
     name: old1
@@ -319,7 +416,8 @@ actions:
     - What was done (or would be done in check mode), in order. V(define), V(update), V(autostart),
       V(no_autostart), V(start), V(restore) (start from a saved state), V(resume), V(wakeup), V(pause),
       V(shutdown), V(restart), V(destroy), V(save), V(undefine), V(clone) (volumes and NVRAM created and the clone
-      defined, O(clone_from)).
+      defined, O(clone_from)), V(create_seed) and V(update_seed) (the O(cloud_init) seed written, before the
+      definition that attaches it), V(update_live_metadata) (O(tags) or O(metadata) set on the running domain).
     - An action is listed once it has been done; a call that failed lists only what it did before the failure.
     - With O(domains), the top-level list is empty and each item of RV(domains) has its own.
   returned: always
@@ -365,6 +463,17 @@ clone:
       type: list
       elements: str
       sample: [/var/lib/libvirt/images/tools.iso]
+cloud_init:
+  description:
+    - The domain's cloud-init seed (O(cloud_init)) and whether this call wrote it (in check mode, would write it).
+    - C(storage) is V(volume) (C(pool) and C(volume) set) or V(file) (C(path) set); C(size) in bytes; C(sha256) of
+      the image; C(instance_id) as written in its meta data.
+  returned: when O(cloud_init) is given (and the domain is not absent)
+  type: dict
+  version_added: 1.1.0
+  sample: {storage: volume, pool: images, volume: web1-cidata.iso, path: null, size: 53248,
+           sha256: "sha256:19b25856e1c150ca834cffc8b59b23adbd0ec0389e58eb22b3b64768098d002b",
+           instance_id: web1-3f9a0c2b7d1e, written: true}
 created:
   description: Whether the domain was defined by this call.
   returned: when the definition changed
@@ -386,7 +495,9 @@ restart_required:
   type: bool
   sample: true
 restart_reasons:
-  description: The settings that differ between the running guest and its definition.
+  description:
+    - The settings that differ between the running guest and its definition; V(cloud_init) when this call rewrote
+      the seed of a running guest (it read the old one at boot).
   returned: when RV(restart_required) is true
   type: list
   elements: str
@@ -410,6 +521,40 @@ kept_storage:
   type: list
   elements: dict
   sample: [{source: /var/lib/libvirt/images/base.qcow2, reason: used by another domain}]
+address:
+  description:
+    - The domain's first usable IPv4 address (lease, then guest agent, then ARP table), or null. In check mode
+      null for a domain the run would start.
+  returned: when O(wait_for) is set
+  type: str
+  sample: 10.79.0.10
+  version_added: 1.1.0
+addresses:
+  description:
+    - Every address found for the domain's interfaces, in interface order, each with the source that reported
+      it and the MAC address of its interface (the entries of M(virtops.hypervisor.libvirt_domain_info)'s
+      C(interfaces[].addresses), plus C(mac)). An address two sources report is listed once for each.
+  returned: when O(wait_for) is set
+  type: list
+  elements: dict
+  sample: [{address: 10.79.0.10, prefix: 24, family: ipv4, source: lease, mac: "52:54:00:00:79:10"}]
+  version_added: 1.1.0
+guest_agent:
+  description:
+    - The guest agent channel's state, V(connected), V(disconnected) or V(absent) (no channel); null when the
+      domain was not looked at (check mode, a domain the run would start).
+  returned: when O(wait_for) is set
+  type: str
+  sample: connected
+  version_added: 1.1.0
+wait:
+  description:
+    - How the wait for O(wait_for) went. C(ready) is whether the goal was reached, C(seconds) how long it took
+      (or how long was waited). On a timeout the task fails; the domains that were ready say so here.
+  returned: when O(wait_for) is set
+  type: dict
+  sample: {for: ssh, ready: true, seconds: 41.3}
+  version_added: 1.1.0
 failed_object:
   description: The domain a failure is about.
   returned: on failure, when it is about one domain
