@@ -361,13 +361,18 @@ def _read(response, url, label, size):
                             % (_where(label), url, to_native(exc) or type(exc).__name__))
 
 
-def fetch_checksum_file(module, checksum, url, label=''):
-    """'<algorithm>:<hex>' for url, from the checksum file checksum.url names (one small GET)."""
-    response = open_url_checked(module, checksum.url, label)
-    text = _read(response, checksum.url, label, CHECKSUM_FILE_LIMIT + 1)
+def fetch_checksum_file(module, checksum_url, label=''):
+    """The text of the checksum file at checksum_url (one small GET)."""
+    response = open_url_checked(module, checksum_url, label)
+    text = _read(response, checksum_url, label, CHECKSUM_FILE_LIMIT + 1)
     if len(text) > CHECKSUM_FILE_LIMIT:
         raise ModuleFailure('%schecksum file %s is larger than %d bytes: is it a checksum file?'
-                            % (_where(label), checksum.url, CHECKSUM_FILE_LIMIT))
+                            % (_where(label), checksum_url, CHECKSUM_FILE_LIMIT))
+    return text
+
+
+def checksum_from_file(text, checksum, url, label=''):
+    """'<algorithm>:<hex>' for url in the text of the checksum file checksum.url names."""
     algorithm = checksum.algorithm or algorithm_of_file(checksum.url)
     try:
         return find_checksum(text, url_file_name(url), algorithm, checksum.url)

@@ -27,13 +27,14 @@ import xml.etree.ElementTree as ET
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
-from ansible_collections.virtops.hypervisor.plugins.module_utils._download import ImageCache, fetch_checksum_file
+from ansible_collections.virtops.hypervisor.plugins.module_utils._download import (
+    ImageCache, checksum_from_file, fetch_checksum_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     LibvirtFailure, error_text, libvirt, require_libvirt, retry_on_conflict, with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
-    describe, domains_using, download_reasons, import_record, plan_volume, recorded_url, source_shown, summary,
+    describe, domains_using, download_reasons, import_record, in_use_text, plan_volume, recorded_url, source_shown, summary,
     url_record, volumes_backed_by)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_import import (
     read_record, records_unsupported, store_record, upload_file)
@@ -82,7 +83,7 @@ class VolumeManager(object):
         self.planned = {}  # (pool, name) -> the volume an earlier item leaves (None: deleted)
         self._qemu = None
         self._pools = {}
-        self._checksums = {}  # (checksum file URL, image URL) -> 'sha256:<hex>', each file fetched once a call
+        self._checksum_files = {}  # checksum file URL -> its text: each file is fetched once a call
         self._downloaded = set()  # cache entries this call downloaded
 
     def converge(self, specs, batch):
@@ -164,8 +165,9 @@ class VolumeManager(object):
         checksum = self._checksum(spec)
         source = {'url': spec.url, 'checksum': checksum.text, 'path': None, 'downloaded': False,
                   'format': spec.format, 'virtual_size': None, 'backing_file': None, 'size': None}
-        if item.actual is not None and not download_reasons(spec, item.facts.get('stored'), checksum.text):
-            return source
+        if item.actual is not None and (not download_reasons(spec, item.facts.get('stored'), checksum.text)
+                                        or in_use_text(item.facts['users'])):
+            return source  # nothing to download; or the plan refuses to import a volume in use again
         cache = ImageCache(self.module, self.module.params['download_cache'])
         path = cache.lookup(spec.url, checksum, spec.decompress)
         if path is None and not self.result.check_mode:
@@ -180,10 +182,11 @@ class VolumeManager(object):
         """spec.checksum with a checksum file resolved to the line for spec.url."""
         if spec.checksum.kind != 'file':
             return spec.checksum
-        key = (spec.checksum.url, spec.url)
-        if key not in self._checksums:
-            self._checksums[key] = fetch_checksum_file(self.module, spec.checksum, spec.url, spec.label)
-        return spec.checksum.resolved(self._checksums[key])
+        file_url = spec.checksum.url
+        if file_url not in self._checksum_files:
+            self._checksum_files[file_url] = fetch_checksum_file(self.module, file_url, spec.label)
+        return spec.checksum.resolved(checksum_from_file(self._checksum_files[file_url], spec.checksum, spec.url,
+                                                         spec.label))
 
     def _image_facts(self, spec, path):
         if self._qemu is None:
