@@ -119,7 +119,8 @@ notes:
     C(libvirt_address) (the address C(ansible_host) is set to, or null)."
   - C(ansible_host) is set only when an address was found; a O(compose) entry for C(ansible_host) replaces it.
   - With O(cache=true), a listing in which a hypervisor could not be reached is not stored, so that the next run
-    asks every hypervisor again.
+    asks every hypervisor again. The cache holds what the hypervisors answered for the O(uris) and
+    O(address_sources) given; the other options apply to it on every run.
 seealso:
   - module: virtops.hypervisor.libvirt_domain
   - module: virtops.hypervisor.libvirt_domain_info
@@ -156,6 +157,8 @@ groups:
 strict: true
 """
 
+import hashlib
+import json
 import re
 import xml.etree.ElementTree as ET
 
@@ -300,7 +303,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _hypervisors(self, path, cache):
         """The readings of every hypervisor, from the inventory cache when it is on and holds them."""
         use_cache = self.get_option('cache')
-        key = self.get_cache_key(path)
+        # What is read depends on these two options: a listing of other URIs or sources is never served.
+        asked = json.dumps([self.get_option('uris'), self.get_option('address_sources')])
+        key = '%s_%s' % (self.get_cache_key(path), hashlib.sha256(asked.encode()).hexdigest()[:16])
         if use_cache and cache:
             try:
                 return self._cache[key]

@@ -305,3 +305,18 @@ def test_a_listing_with_an_unreachable_hypervisor_is_not_cached(parse, connectio
     parse(options, cache=True)
     assert connections == [HV_A, MISSING] * 2
     assert len(warnings) == 2
+
+
+def test_a_cached_listing_is_not_served_for_other_uris(parse, connections, tmp_path):
+    parse(cached(tmp_path, uris=[HV_A]), cache=True)
+    inventory = parse(cached(tmp_path, uris=[HV_B]), cache=True)
+    assert connections == [HV_A, HV_B]
+    assert sorted(inventory.hosts) == ['app-2', 'web1']
+    assert host_vars(inventory, 'web1')['libvirt_hypervisor'] == HV_B
+
+
+def test_options_other_than_uris_and_sources_apply_to_a_cached_listing(parse, connections, tmp_path):
+    parse(cached(tmp_path, uris=[HV_A]), cache=True)
+    inventory = parse(cached(tmp_path, uris=[HV_A], states=['shutoff'], vars_prefix='kvm_'), cache=True)
+    assert connections == [HV_A]
+    assert sorted(inventory.hosts) == ['db1'] and host_vars(inventory, 'db1')['kvm_state'] == 'shutoff'
