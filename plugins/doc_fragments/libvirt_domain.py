@@ -270,10 +270,10 @@ options:
         detaches it; its volume or file stays until O(state=absent) with O(remove_storage=true), which deletes it.
       - In diff mode the seed's C(meta-data) and C(network-config) are shown as written, C(user-data) and
         C(vendor-data) only as C(sha256:<hex>). The module never returns user or vendor data.
-      - Ansible hides O(cloud_init.user_data) and O(cloud_init.vendor_data) (C(no_log)). For a dict, that means
-        every string in it: Ansible masks such a string as C(********) anywhere in the task's result (a user
-        name V(ops) also inside a path). Give them as a string (V("#cloud-config\n" + (config | to_json)))
-        to have only the whole document hidden.
+      - O(cloud_init.user_data) and O(cloud_init.vendor_data) are C(no_log) (hidden from the target's log). Their
+        invocation in the task result shows C(sha256:<hex>) of the written file instead, and the whole documents
+        are masked if they ever occurred in the result. Unlike Ansible's plain C(no_log) on a dict, the single
+        strings in them (a user name V(ops)) are not masked elsewhere in the result.
       - Structured data is written as JSON, which cloud-init reads as the YAML it is.
     type: dict
     version_added: 1.1.0

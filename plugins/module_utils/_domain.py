@@ -42,6 +42,7 @@ def converge_module(module, result):
     """The body of libvirt_domain: validate every item, connect once, converge, report into result."""
     require_libvirt()
     specs, batch = build_specs(module.params)
+    seeds.narrow_no_log(module)
     uri = module.params['uri']
     with_connection(uri, lambda conn: DomainManager(conn, uri, result).converge(specs, batch))
 

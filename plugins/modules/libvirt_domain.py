@@ -360,7 +360,12 @@ EXAMPLES = r"""
     interfaces:
       - network: default
     cloud_init:
-      user_data: "{{ '#cloud-config\n' ~ (web_cloud_config | to_json) }}"
+      user_data:
+        users:
+          - name: ops
+            sudo: ALL=(ALL) NOPASSWD:ALL
+            ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
+        packages: [nginx, qemu-guest-agent]
       meta_data:
         local-hostname: web1.example.org
       network_config:
@@ -371,19 +376,12 @@ EXAMPLES = r"""
     metadata:
       role: frontend
     state: running
-  vars:
-    web_cloud_config:
-      users:
-        - name: ops
-          sudo: ALL=(ALL) NOPASSWD:ALL
-          ssh_authorized_keys: ["{{ lookup('ansible.builtin.file', 'ops.pub') }}"]
-      packages: [nginx, qemu-guest-agent]
 
 - name: New user data for a running guest, applied by restarting it (cloud-init runs again as a new instance)
   virtops.hypervisor.libvirt_domain:
     name: web1
     cloud_init:
-      user_data: "{{ '#cloud-config\n' ~ (web_cloud_config_v2 | to_json) }}"
+      user_data: "{{ lookup('ansible.builtin.template', 'web1-user-data.yml.j2') }}"
     apply: restart
     state: running
 

@@ -243,6 +243,17 @@ domains:
       description: Whether the domain has a serial port.
       type: bool
       sample: true
+    tags:
+      description: The domain's tags (M(virtops.hypervisor.libvirt_domain) O(virtops.hypervisor.libvirt_domain#module:tags)), sorted.
+      type: list
+      elements: str
+      sample: [web, zone-a]
+      version_added: 1.1.0
+    metadata:
+      description: The domain's key/value metadata (M(virtops.hypervisor.libvirt_domain) O(virtops.hypervisor.libvirt_domain#module:metadata)).
+      type: dict
+      sample: {role: frontend}
+      version_added: 1.1.0
     xml:
       description: Inactive definition, graphics passwords masked.
       type: str

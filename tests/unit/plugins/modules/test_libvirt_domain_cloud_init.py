@@ -196,6 +196,20 @@ def test_user_data_never_shows_in_output_or_diff(domain, name, tmp_path):
         assert '"dhcp4": true' in seed_diff['after'] and '# user-data\nsha256:' in seed_diff['after']
 
 
+@pytest.mark.parametrize('batch', [False, True])
+def test_strings_of_user_data_are_not_masked_elsewhere_and_the_invocation_shows_a_hash(domain, name, tmp_path, batch):
+    args = structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(), tags=['ops-team'])
+    result = domain({'domains': [args]} if batch else args)
+    text = json.dumps(result)
+    assert SECRET not in text and '********' not in text
+    assert 'ops-team' in text
+    given = result['invocation']['module_args']
+    given = given['domains'][0] if batch else given
+    user_data = seed.document(cloud_init()['user_data'], cloud_config=True)
+    assert given['cloud_init']['user_data'] == seed.digest(user_data)
+    assert given['cloud_init']['meta_data'] == {'zone': 'a'}
+
+
 def test_changed_user_data_rebuilds_the_seed_with_a_new_instance_id(domain, name, tmp_path):
     domain(structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init()))
     first = open(seed_path(tmp_path, name), 'rb').read()
