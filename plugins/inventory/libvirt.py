@@ -289,7 +289,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if libvirt is None:
             raise AnsibleError('the virtops.hypervisor.libvirt inventory needs libvirt-python on the controller '
                                '(python3-libvirt on Debian, Ubuntu, EL and Fedora; pip install libvirt-python in a '
-                               'virtualenv): %s' % LIBVIRT_IMPORT_ERROR)
+                               'virtualenv): %s' % LIBVIRT_IMPORT_ERROR.strip().splitlines()[-1])
         self._populate(self._hypervisors(path, cache))
 
     def _check_options(self):
