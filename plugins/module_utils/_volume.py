@@ -290,8 +290,8 @@ def _importable(spec, source):
     format asked for and no backing file: what a real run finds is refused then, before any change)."""
     if spec.format and source['format'] and spec.format != source['format']:
         _refuse(spec, "%s is %s, format asks for %s: the volume is imported as it is. Convert the image first "
-                      "(virtops.hypervisor.qemu_image) or leave format out" % (_source_text(spec), source['format'],
-                                                                             spec.format))
+                      "(virtops.hypervisor.qemu_image) or leave format out"
+                % (_source_text(spec), source['format'], spec.format))
     if source.get('backing_file'):
         _refuse(spec, '%s has a backing file (%s), which would not be in the pool: import a flattened copy '
                       '(virtops.hypervisor.qemu_image with src), or import the backing image as a volume and use '

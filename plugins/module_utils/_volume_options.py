@@ -102,8 +102,8 @@ class VolumeSpec(object):
                 raise ModuleFailure('%sgoes with url' % where('checksum'), about=self.about)
             return None, None, None
         if '://' not in url or url.split('://', 1)[0].lower() not in URL_SCHEMES:
-            raise ModuleFailure("%s'%s' is not a URL (%s)" % (where(join(self.label, 'url')), url,
-                                                            ', '.join(scheme + '://' for scheme in URL_SCHEMES)),
+            schemes = ', '.join(scheme + '://' for scheme in URL_SCHEMES)
+            raise ModuleFailure("%s'%s' is not a URL (%s)" % (where(join(self.label, 'url')), url, schemes),
                                 about=self.about)
         if not checksum:
             raise ModuleFailure('%sis required with url: give sha256:<hex> (or sha512:<hex>), the URL of a checksum '
@@ -115,8 +115,9 @@ class VolumeSpec(object):
             raise ModuleFailure(failure.msg, about=self.about)
         decompress = item.get('decompress') or 'auto'
         if decompress not in DECOMPRESS:
-            raise ModuleFailure("%s'%s' is not one of %s" % (where(join(self.label, 'decompress')), decompress,
-                                                           ', '.join(DECOMPRESS)), about=self.about)
+            raise ModuleFailure("%s'%s' is not one of %s"
+                                % (where(join(self.label, 'decompress')), decompress, ', '.join(DECOMPRESS)),
+                                about=self.about)
         return url, parsed, decompress
 
     def _volume_ref(self, value, key):

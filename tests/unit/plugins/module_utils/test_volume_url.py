@@ -36,9 +36,10 @@ def source(cached=True, **changes):
     return found
 
 
-def existing(record=None, users=NOBODY, **source_changes):
-    return describe(XML, 'pool'), {'stored': record if record is not None else url_record(URL, SUM, 40 * MIB),
-                                   'users': users, 'source': source(**source_changes)}
+def existing(users=None, **source_changes):
+    """An existing volume downloaded from URL with SUM, and the facts read for it."""
+    return describe(XML, 'pool'), {'stored': url_record(URL, SUM, 40 * MIB), 'users': users or NOBODY,
+                                   'source': source(**source_changes)}
 
 
 @pytest.mark.parametrize('item, message', [

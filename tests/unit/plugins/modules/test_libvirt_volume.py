@@ -104,6 +104,20 @@ def test_bad_item_in_a_batch_changes_nothing(conn, name, capsys):
     assert volume_names(conn, name) == []
 
 
+def test_url_items_are_validated_before_anything_and_need_a_file_pool(conn, name, capsys):
+    good = {'name': name + '-a', 'capacity': '1M'}
+    for bad, message in (
+            ({'url': 'http://127.0.0.1:9/x.qcow2'}, 'volumes[1].checksum: is required with url'),
+            ({'url': 'http://127.0.0.1:9/x.qcow2', 'checksum': 'sha256:1'}, 'is not a sha256 checksum'),
+            ({'url': 'http://127.0.0.1:9/x.qcow2', 'checksum': 'none', 'src': '/srv/x'}, 'are mutually exclusive'),
+            ({'url': 'http://127.0.0.1:9/x.qcow2', 'checksum': 'none'}, 'volumes[1]: url needs a pool whose volumes')):
+        args = {'pool': POOL, 'volumes': [good, dict(bad, name=name + '-b')]}
+        for check in (True, False):
+            result = run(libvirt_volume, args, capsys, check)
+            assert result['failed'] and not result['changed'] and message in result['msg'], result
+    assert volume_names(conn, name) == []
+
+
 def test_a_volume_a_domain_uses_is_not_deleted_and_info_names_the_domain(conn, name, capsys):
     run(libvirt_volume, {'pool': POOL, 'name': name, 'capacity': '1M'}, capsys)
     conn.defineXML("<domain type='test'><name>%s-dom</name><memory>131072</memory><os><type>hvm</type></os>"
