@@ -183,3 +183,13 @@ def test_fetch_url_failures_inside_a_module_become_module_failures(tmp_path, cap
                 'http://127.0.0.1:1/x.qcow2', dl.parse_checksum('none', 'c'), 'auto'))
     out = capsys.readouterr().out
     assert '"failed": true' in out and 'cannot download http://127.0.0.1:1/x.qcow2' in out
+
+
+def test_a_file_url_is_downloaded_like_an_http_one(served, tmp_path):
+    """file:// serves images already on the target (the lvhost container of the end-to-end test, a NFS mirror)."""
+    image = served['dir'] / 'disk.raw.gz'
+    cache = dl.ImageCache(module(), str(tmp_path / 'cache'))
+    path = cache.download('file://%s' % image, dl.parse_checksum(sha('sha256', image), 'c'), 'auto')
+    assert open(path, 'rb').read() == (served['dir'] / 'disk.raw').read_bytes()
+    with pytest.raises(ModuleFailure, match='cannot download file:///nonexistent/x.qcow2'):
+        cache.download('file:///nonexistent/x.qcow2', dl.parse_checksum('none', 'c'), 'auto')
