@@ -59,8 +59,8 @@ options:
     choices: [next_boot, restart]
   remove_storage:
     description:
-      - With O(state=absent), also delete the domain's disk images (files and storage volumes, not CD-ROMs and
-        not block devices). A disk another domain also uses, or that another domain's disk stands on (the
+      - With O(state=absent), also delete the domain's disk images (files and storage volumes, not block devices,
+        and of the CD-ROMs only its O(cloud_init) seed C(<name>-cidata.iso)). A disk another domain also uses, or that another domain's disk stands on (the
         base of a linked clone, anywhere in its backing chain), is kept and listed in RV(kept_storage).
       - Default V(false).
     type: bool

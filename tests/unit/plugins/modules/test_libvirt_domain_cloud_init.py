@@ -286,3 +286,13 @@ def test_a_bad_seed_in_a_batch_names_the_item(domain, name, tmp_path):
     result = domain({'domains': [structured(name, disk_dir=str(tmp_path)),
                                  structured(name + 'b', disk_dir=str(tmp_path), cloud_init={'vendor_data': 3})]})
     assert result['failed'] and result['msg'].startswith('domains[1].cloud_init.vendor_data: must be'), result['msg']
+
+
+def test_cloud_init_combines_with_full_xml(domain, name, tmp_path):
+    xml = ("<domain type='test'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
+           "<os><type>hvm</type></os><devices><disk type='file' device='disk'><source file='%s/%s.img'/>"
+           "<target dev='vda' bus='virtio'/></disk></devices></domain>" % (name, tmp_path, name))
+    check, real = four_ways(domain, {'xml': xml, 'cloud_init': cloud_init()})
+    assert real['actions'] == ['create_seed', 'define']
+    [cdrom] = seed_disks(name)
+    assert cdrom.find('source').get('file') == seed_path(tmp_path, name)
