@@ -118,7 +118,7 @@ options:
         not read the image. A changed checksum downloads and imports again (refused while the volume is in use);
         another URL with the same checksum only rewrites the record (action V(record)).
       - Like O(src), it needs a pool whose volumes are files on the host the module runs on.
-      - The URL is recorded and returned as given: put credentials in O(url_username) and O(url_password) (or
+      - The URL is recorded and returned as given, so put credentials in O(url_username) and O(url_password) (or
         O(url_headers)), not in the URL.
     type: str
   checksum:
