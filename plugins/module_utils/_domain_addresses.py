@@ -17,6 +17,8 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 
+from ansible.module_utils.six.moves.urllib.parse import urlparse
+
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import libvirt
 
 SOURCES = ('lease', 'agent', 'arp')
@@ -27,6 +29,7 @@ _SOURCE_FLAGS = {
     'arp': 'VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP',
 }
 _FAMILIES = {0: 'ipv4', 1: 'ipv6'}  # VIR_IP_ADDR_TYPE_IPV4, VIR_IP_ADDR_TYPE_IPV6
+_ATF_COM = 0x2  # /proc/net/arp flag of a resolved entry
 
 
 def live_root(dom):
@@ -93,7 +96,36 @@ def query(dom, source):
     try:
         return dom.interfaceAddresses(flag) or {}
     except libvirt.libvirtError:
+        if source == 'arp' and is_local(dom.connect()):
+            # libvirt 9.0 (Debian 12) fails every ARP query with "internal error: wrong nlmsg len": read the
+            # table it would have read. Only for a local daemon: this module runs on the hypervisor.
+            return host_arp_table()
         return {}
+
+
+def is_local(conn):
+    """Whether the connection is to a daemon on this machine (no host in its URI)."""
+    try:
+        return not urlparse(conn.getURI()).netloc
+    except libvirt.libvirtError:
+        return False
+
+
+def host_arp_table(path='/proc/net/arp'):
+    """This machine's complete ARP entries in the shape of a libvirt ARP answer ({key: {hwaddr, addrs}})."""
+    try:
+        with open(path) as table:
+            lines = table.read().splitlines()[1:]
+    except (IOError, OSError):
+        return {}
+    found = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or not int(fields[2], 16) & _ATF_COM or fields[3] == '00:00:00:00:00:00':
+            continue
+        found['%s %s' % (fields[5], fields[0])] = {'hwaddr': fields[3], 'addrs': [
+            {'addr': fields[0], 'prefix': 0, 'type': 0}]}
+    return found
 
 
 def interface_addresses(dom, sources=SOURCES, root=None):

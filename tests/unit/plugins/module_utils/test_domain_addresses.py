@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_addresses as da  # noqa: E402
@@ -142,3 +143,39 @@ def test_a_source_that_cannot_answer_adds_nothing(two_nics):
     two_nics.create()
     two_nics.destroy()  # the handle stays, queries fail with "domain is not running"
     assert da.query(two_nics, 'lease') == {}
+
+
+# /proc/net/arp as Linux writes it: a resolved entry, an incomplete one (flags 0x0) and a resolved one elsewhere.
+PROC_NET_ARP = """IP address       HW type     Flags       HW address            Mask     Device
+10.79.0.10       0x1         0x2         52:54:00:00:79:10     *        vit-addr0
+10.79.0.11       0x1         0x0         00:00:00:00:00:00     *        vit-addr0
+192.168.1.1      0x1         0x2         f4:06:8d:aa:bb:cc     *        eth0
+"""
+
+
+class FailingArp(object):
+    """A domain handle whose ARP query fails as libvirt 9.0's does, on a connection to uri."""
+
+    def __init__(self, uri):
+        self.uri = uri
+
+    def interfaceAddresses(self, flag):
+        raise libvirt.libvirtError('internal error: wrong nlmsg len')
+
+    def connect(self):
+        return type('Conn', (), {'getURI': lambda conn: self.uri})()
+
+
+def test_the_host_arp_table_lists_resolved_entries(tmp_path):
+    table = tmp_path / 'arp'
+    table.write_text(PROC_NET_ARP)
+    found = da.add_answer([{'mac': '52:54:00:00:79:10', 'addresses': []}], 'arp', da.host_arp_table(str(table)))
+    assert found[0]['addresses'] == [{'address': '10.79.0.10', 'prefix': None, 'family': 'ipv4', 'source': 'arp'}]
+    assert len(da.host_arp_table(str(table))) == 2 and da.host_arp_table(str(tmp_path / 'none')) == {}
+
+
+def test_a_failing_arp_query_reads_the_table_only_for_a_local_daemon(monkeypatch):
+    monkeypatch.setattr(da, 'host_arp_table', lambda: {'x': {'hwaddr': '52:54:00:00:79:10', 'addrs': []}})
+    assert da.query(FailingArp('qemu:///system'), 'arp') == da.host_arp_table()
+    assert da.query(FailingArp('qemu+ssh://kvm1/system'), 'arp') == {}
+    assert da.query(FailingArp('qemu:///system'), 'lease') == {}
