@@ -80,8 +80,9 @@ options:
         names each such domain and what was seen of it (for example an address from a lease but no SSH
         banner); the others are reported ready. A domain that stops running fails at once.
       - Waiting changes nothing on the host and never makes the result changed. In check mode nothing is
-        waited for: a domain the run would define or start is reported not ready, one already running is
-        looked at once (its addresses and RV(wait.ready) are what that look found) and does not fail the task.
+        waited for, so that a check run never hangs. A domain the run would define or start is reported not
+        ready; one already running is looked at once (its addresses and RV(wait.ready) are what that look
+        found) and does not fail the task.
     type: str
     choices: [ip, agent, ssh]
     version_added: 1.1.0
