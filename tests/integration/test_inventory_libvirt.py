@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The virtops.hypervisor.libvirt inventory through the real ansible-inventory, against qemu:///system.
 
-A running tiny guest with tags and metadata and a shut-off one are listed with their state, tags and groups;
+A running tiny guest with tags and metadata (written by libvirt_domain) and a shut-off one are listed with their state, tags and groups;
 an unreachable second hypervisor is a warning, not a failure. Only this run's domains (PREFIX) are looked at:
 other tests may have domains of their own on the host.
 """
@@ -21,15 +21,6 @@ import yaml
 from virtops_testlib import COLLECTIONS, PREFIX, URI, run_module, serial_log, virsh
 
 UNREACHABLE = 'qemu+tcp://127.0.0.1:1/system'  # nothing listens on port 1
-NAMESPACE = 'urn:virtops:hypervisor:domain:1'
-
-
-def set_tags(name, tags, metadata):
-    """Tags and metadata as libvirt_domain writes them, set with virsh (independent of the module)."""
-    children = ''.join('<tag name="%s"/>' % tag for tag in tags)
-    children += ''.join('<meta name="%s">%s</meta>' % item for item in sorted(metadata.items()))
-    virsh('metadata', name, NAMESPACE, '--key', 'virtops', '--set', '<domain>%s</domain>' % children,
-          '--live', '--config')
 
 
 def plain(value):
@@ -55,9 +46,9 @@ def ansible_inventory(source):
 
 
 def test_domains_of_this_host_are_listed_with_state_tags_and_groups(guest, tmp_path):
-    result = run_module('libvirt_domain', guest(state='running'))
+    tagged = guest(state='running', tags=['web', 'zone-a'], metadata={'role': 'frontend'})
+    result = run_module('libvirt_domain', tagged)
     assert not result.get('failed'), result
-    set_tags(guest.name, ['web', 'zone-a'], {'role': 'frontend'})
     stopped = guest.name + '-off'
     result = run_module('libvirt_domain', guest(name=stopped, serial_log=serial_log(stopped)))
     assert not result.get('failed'), result
