@@ -66,7 +66,8 @@ def test_domains_of_this_host_are_listed_with_state_tags_and_groups(guest, tmp_p
         hostvars = inventory['_meta']['hostvars']
         assert sorted(hostvars) == sorted([guest.name, stopped])
         running = hostvars[guest.name]
-        assert (running['libvirt_state'], running['libvirt_vcpus'], running['libvirt_memory_mib']) == ('running', 1, 128)
+        size = (running['libvirt_state'], running['libvirt_vcpus'], running['libvirt_memory_mib'])
+        assert size == ('running', 1, 128)
         assert running['libvirt_tags'] == ['web', 'zone-a']
         assert running['libvirt_metadata'] == {'role': 'frontend'}
         assert running['libvirt_hypervisor'] == URI
