@@ -36,6 +36,9 @@ try:
     import lzma
 except ImportError:  # Python built without liblzma: only .xz needs it, and the error says so
     lzma = None
+    _DECODE_ERRORS = (zlib.error, EOFError)
+else:
+    _DECODE_ERRORS = (zlib.error, EOFError, lzma.LZMAError)
 
 ALGORITHMS = {'sha224': 56, 'sha256': 64, 'sha384': 96, 'sha512': 128}
 DECOMPRESS = ('auto', 'xz', 'gz', 'none')
@@ -43,6 +46,7 @@ MAGIC = {'xz': b'\xfd7zXZ\x00', 'gz': b'\x1f\x8b'}
 CACHE_SUFFIX = {'xz': '.unxz', 'gz': '.ungz', 'none': ''}
 DEFAULT_CACHE = '/var/cache/virtops/images'
 CHUNK = 1 << 20
+HEAD_BYTES = 512  # read before the temporary file exists: enough for the magic bytes
 HOLE_BLOCK = 64 << 10
 CHECKSUM_FILE_LIMIT = 4 << 20
 URL_SCHEMES = ('http', 'https', 'ftp', 'file')
@@ -269,7 +273,7 @@ class ImageCache(object):
         self._prepare()
         response = open_url_checked(self.module, url, label)
         hasher = hashlib.new(checksum.algorithm) if checksum.kind != 'none' else None
-        head = _read(response, url, label, CHUNK)
+        head = _read(response, url, label, HEAD_BYTES)
         compression = effective_compression(decompress, url, head)
         final = self.path(cache_key(url, checksum), compression)
         for stale in stale_temp_files(final):
@@ -312,7 +316,7 @@ def _stream(response, head, hasher, compression, fd, url, label):
             hasher.update(data)
         try:
             writer.write(decoder.feed(data) if decoder else data)
-        except (lzma.LZMAError if lzma else ValueError, zlib.error, EOFError) as exc:
+        except _DECODE_ERRORS as exc:
             raise ModuleFailure('%s%s is not valid %s data (%s): check url and decompress'
                                 % (_where(label), url, compression, to_native(exc)))
         data = _read(response, url, label, CHUNK)

@@ -16,6 +16,12 @@ pool refresh lets libvirt probe its format. The fingerprint of the source (as qe
 size, mtime, inode, device, format, virtual size) is stored as the extended attribute
 ``user.virtops.libvirt_volume`` of the volume's file, so ``src`` needs a pool whose volumes are
 files on the target the module runs on (dir, fs, netfs over a local URI).
+
+``url`` downloads the image into a cache on the target first (_download: verified against the
+checksum, decompressed, renamed into place) and imports the cached file the same way; the record
+then holds the URL and the checksum verified. A real run downloads while planning, before the first
+change of the call, so an image that cannot be imported as asked fails the batch with no volume
+changed; check mode never downloads.
 """
 
 from __future__ import annotations

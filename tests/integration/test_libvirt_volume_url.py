@@ -16,12 +16,16 @@ import json
 import lzma
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
+import time
 
 import pytest
 
 from virtops_http import ImageServer
-from virtops_testlib import PREFIX, import_libvirt, run_module
+from virtops_testlib import COLLECTIONS, PREFIX, import_libvirt, run_module
 
 IMAGES = '/var/lib/libvirt/images'
 MIB = 1 << 20
@@ -160,6 +164,12 @@ def test_a_second_volume_from_the_same_image_under_another_url_is_a_cache_hit(po
     assert real['actions'] == ['import'] and check['diff'] == real['diff'], (check, real)
     assert (server.count('disk.qcow2'), server.count('mirror/disk.qcow2')) == (1, 0)
 
+    moved = four_ways({'pool': pool, 'name': PREFIX + 'first.qcow2', 'url': server.url('mirror/disk.qcow2'),
+                       'checksum': checksum}, served)
+    assert moved[1]['actions'] == ['record'] and moved[1]['reasons'][0].endswith('(same checksum, not downloaded again)')
+    assert record(pool, PREFIX + 'first.qcow2')['recipe']['url'] == server.url('mirror/disk.qcow2')
+    assert (server.count('disk.qcow2'), server.count('mirror/disk.qcow2')) == (1, 0)
+
 
 def test_a_checksum_mismatch_fails_naming_url_expected_and_got_and_leaves_nothing(pool, clean, served):
     url, wrong = served['server'].url('disk.qcow2.xz'), 'sha256:' + '0' * 64
@@ -213,3 +223,26 @@ def test_a_changed_checksum_imports_again_but_not_while_an_overlay_uses_the_volu
                                    % (old_checksum, new_checksum)]
     assert real['volume']['capacity'] == 32 * MIB and real['diff']['after']['checksum'] == new_checksum
     assert server.count('disk.qcow2') == 2
+
+
+def test_a_download_stopped_by_sigterm_leaves_no_temporary_file(pool, clean, served):
+    """Ansible stops a task with SIGTERM (a timeout, ^C): the temporary file goes, the cache keeps nothing."""
+    server = served['server']
+    server.stall('stalled.qcow2', 30)
+    args = {'ANSIBLE_MODULE_ARGS': {'pool': pool, 'name': PREFIX + 'stalled.qcow2', 'url': server.url('stalled.qcow2'),
+                                    'checksum': 'none', 'download_cache': served['cache']}}
+    with tempfile.NamedTemporaryFile('w', suffix='.json') as handle:
+        json.dump(args, handle)
+        handle.flush()
+        proc = subprocess.Popen(
+            [sys.executable, '-m', 'ansible_collections.virtops.hypervisor.plugins.modules.libvirt_volume', handle.name],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)))
+        deadline = time.monotonic() + 20
+        while not (os.path.isdir(served['cache']) and os.listdir(served['cache'])):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    result = json.loads(out or '{}') if out.strip().startswith('{') else {'stderr': err}
+    assert result.get('failed') and 'interrupted by signal 15' in result.get('msg', ''), result
+    assert leftovers(served, pool) == ([], [])

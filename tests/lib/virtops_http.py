@@ -5,7 +5,7 @@
     with ImageServer(directory) as server:
         server.url('disk.qcow2')        # http://127.0.0.1:<port>/disk.qcow2
         server.count('disk.qcow2')      # GET requests for that path so far
-        server.stall('slow.img', 5)     # that path sends its headers, then nothing for 5 s
+        server.stall('slow.img', 5)     # that path sends its headers and 64 KiB, then nothing for 5 s
 
 It listens on 127.0.0.1 only (DESIGN.md: servers a test starts listen on loopback). Python's
 http.server sends no Content-Encoding, so a .gz arrives as the bytes on disk.
@@ -34,6 +34,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_response(200)
             self.send_header('Content-Length', '1048576')
             self.end_headers()
+            self.wfile.write(bytes(65536))
             self.wfile.flush()
             time.sleep(stall)
             return
