@@ -275,10 +275,8 @@ def _plan_new(spec, facts):
 
 
 def _download_action(source):
-    """[('download', ...)] unless the image was in the cache before this run."""
-    if source.get('path') and not source.get('downloaded'):
-        return []
-    return [('download', '%s (%s)' % (source['url'], source['checksum']))]
+    """[('download', ...)] for the item that downloads the image in this call (none when it was in the cache)."""
+    return [('download', '%s (%s)' % (source['url'], source['checksum']))] if source.get('download') else []
 
 
 def _source_text(spec):

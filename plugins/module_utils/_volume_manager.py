@@ -34,7 +34,7 @@ import xml.etree.ElementTree as ET
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 from ansible_collections.virtops.hypervisor.plugins.module_utils._download import (
-    ImageCache, checksum_from_file, fetch_checksum_file)
+    ImageCache, cache_key, checksum_from_file, fetch_checksum_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import source_fingerprint
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     LibvirtFailure, error_text, libvirt, require_libvirt, retry_on_conflict, with_connection)
@@ -90,7 +90,7 @@ class VolumeManager(object):
         self._qemu = None
         self._pools = {}
         self._checksum_files = {}  # checksum file URL -> its text: each file is fetched once a call
-        self._downloaded = set()  # cache entries this call downloaded
+        self._downloads = {}  # (cache key, decompress) -> label of the item that downloads it in this call
 
     def converge(self, specs, batch):
         items = []
@@ -169,19 +169,22 @@ class VolumeManager(object):
         never downloads (format and size are then the ones asked for, or unknown)."""
         spec = item.spec
         checksum = self._checksum(spec)
-        source = {'url': spec.url, 'checksum': checksum.text, 'path': None, 'downloaded': False,
+        source = {'url': spec.url, 'checksum': checksum.text, 'path': None, 'download': False,
                   'format': spec.format, 'virtual_size': None, 'backing_file': None, 'size': None}
         if item.actual is not None and (not download_reasons(spec, item.facts.get('stored'), checksum.text)
                                         or in_use_text(item.facts['users'])):
             return source  # nothing to download; or the plan refuses to import a volume in use again
         cache = ImageCache(self.module, self.module.params['download_cache'])
         path = cache.lookup(spec.url, checksum, spec.decompress)
+        entry = (cache_key(spec.url, checksum), spec.decompress)
+        if path is None or entry in self._downloads:
+            # the first item that needs the image lists its download; the others of the batch share it
+            source['download'] = self._downloads.setdefault(entry, spec.label) == spec.label
         if path is None and not self.result.check_mode:
             path = cache.download(spec.url, checksum, spec.decompress, spec.label)
-            self._downloaded.add(path)
             item.result.mark_changed()
         if path is not None:
-            source.update(self._image_facts(spec, path), path=path, downloaded=path in self._downloaded)
+            source.update(self._image_facts(spec, path), path=path)
         return source
 
     def _checksum(self, spec):

@@ -171,6 +171,16 @@ def test_a_second_volume_from_the_same_image_under_another_url_is_a_cache_hit(po
     assert (server.count('disk.qcow2'), server.count('mirror/disk.qcow2')) == (1, 0)
 
 
+def test_two_volumes_of_a_batch_from_one_url_share_one_download(pool, clean, served):
+    server = served['server']
+    item = {'url': server.url('disk.qcow2.xz'), 'checksum': sha256(served['dir'] / 'disk.qcow2.xz')}
+    args = {'pool': pool, 'volumes': [dict(item, name=PREFIX + 'one.qcow2'), dict(item, name=PREFIX + 'two.qcow2')]}
+    runs = four_ways(args, served)
+    for run in runs[:2]:
+        assert [entry['actions'] for entry in run['volumes']] == [['download', 'import'], ['import']], run
+    assert server.count('disk.qcow2.xz') == 1
+
+
 def test_a_checksum_mismatch_fails_naming_url_expected_and_got_and_leaves_nothing(pool, clean, served):
     url, wrong = served['server'].url('disk.qcow2.xz'), 'sha256:' + '0' * 64
     for check in (True, False):

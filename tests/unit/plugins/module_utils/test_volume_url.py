@@ -30,7 +30,7 @@ def spec(**item):
 def source(cached=True, **changes):
     """The facts the manager reads of the image: from the cache, or (check mode, not cached) what is asked."""
     found = {'url': URL, 'checksum': SUM, 'path': '/var/cache/virtops/images/x' if cached else None,
-             'downloaded': False, 'format': 'qcow2' if cached else None, 'virtual_size': 40 * MIB if cached else None,
+             'download': not cached, 'format': 'qcow2' if cached else None, 'virtual_size': 40 * MIB if cached else None,
              'backing_file': None, 'size': 3 * MIB if cached else None}
     found.update(changes)
     return found
@@ -78,7 +78,7 @@ def test_check_mode_without_the_image_predicts_download_import_and_the_capacity_
 
 
 def test_a_real_run_lists_the_download_it_made_while_planning():
-    plan = plan_volume(spec(), None, {'source': source(downloaded=True)})
+    plan = plan_volume(spec(), None, {'source': source(download=True)})
     assert plan.actions[0] == ('download', '%s (%s)' % (URL, SUM))
 
 
