@@ -336,10 +336,8 @@ class DomainManager(object):
         item.seed = (location, wanted.image)
         item.seed_changed = True
         if self.diff:
-            old = seeds.seed.read_iso(stored) if stored is not None else None
-            before = seeds.shown(old) if old is not None or stored is None else seeds.seed.digest(stored) + '\n'
             header = '%s: cloud-init seed %s' % (spec.name, location.path or '%s/%s' % (location.pool, location.name))
-            item.result.add_diff(before, seeds.shown(wanted.files), header)
+            item.result.add_diff(seeds.shown_image(stored), seeds.shown(wanted.files), header)
 
     def _seed_restart(self, item):
         """A running guest read its seed at boot: a rewritten one needs a restart."""

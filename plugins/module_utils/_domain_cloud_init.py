@@ -163,6 +163,14 @@ def shown(files):
     return ''.join(parts)
 
 
+def shown_image(image):
+    """A stored seed as diff mode shows it: its files, or its hash when it is no ISO image this can read."""
+    if image is None:
+        return ''
+    files = seed.read_iso(image)
+    return shown(files) if files is not None else seed.digest(image) + '\n'
+
+
 def first_disk_source(root):
     for disk in root.iter('disk'):
         if disk.get('device', 'disk') == 'disk':

@@ -216,6 +216,9 @@ def test_changed_user_data_rebuilds_the_seed_with_a_new_instance_id(domain, name
     changed = cloud_init(user_data='#cloud-config\npackages: [nginx]\n')
     check, real = four_ways(domain, structured(name, disk_dir=str(tmp_path), cloud_init=changed))
     assert real['actions'] == ['update_seed'] and real['differences'] == []
+    [seed_diff] = real['diff'] if isinstance(real['diff'], list) else [real['diff']]
+    assert seed_diff['before'].count('sha256:') == seed_diff['after'].count('sha256:') == 1
+    assert seed_diff['before'] != seed_diff['after'] and '"zone": "a"' in seed_diff['before']
     second = open(seed_path(tmp_path, name), 'rb').read()
     assert first != second
     assert seed.read_iso(second)['user-data'] == b'#cloud-config\npackages: [nginx]\n'
