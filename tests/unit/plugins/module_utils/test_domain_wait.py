@@ -60,7 +60,7 @@ def server():
     def serve():
         while True:
             try:
-                conn, _ = listener.accept()
+                conn = listener.accept()[0]
             except OSError:
                 return
             if said['text'] is not None:
