@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_addresses as da
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
@@ -31,6 +32,7 @@ POLL_INTERVAL = 1.0  # seconds between two looks at the same domain
 CONNECT_TIMEOUT = 1.0  # a guest that drops SYNs must not hold up the other domains' looks for long
 BANNER_TIMEOUT = 3.0  # sshd under TCG may take a moment to send its banner
 AGENT_TIMEOUT = 5  # seconds libvirt waits for the guest-ping answer
+LOOKERS = 8  # domains looked at side by side (threads: libvirt calls and sockets release the GIL)
 # In check mode these steps have not happened: the guest they would start is not waited for.
 STARTING_ACTIONS = frozenset(('define', 'clone', 'start', 'restore', 'resume', 'wakeup', 'restart'))
 
@@ -125,7 +127,14 @@ class Sighting(object):
 
 
 def look(dom, goal, ssh=ssh_banner, ping=agent_ping):
-    """One look at a domain for a goal (ip, agent, ssh)."""
+    """One look at a domain for a goal (ip, agent, ssh); a domain libvirt cannot read any more is given up."""
+    try:
+        return _look(dom, goal, ssh, ping)
+    except libvirt.libvirtError as exc:
+        return Sighting([], 'absent', 'cannot be read any more', error_text(exc), hopeless=True)
+
+
+def _look(dom, goal, ssh, ping):
     state = STATE_NAMES.get(dom.state()[0], 'nostate')
     if state != 'running':
         return Sighting([], 'disconnected', 'stopped running while waited for', 'now %s' % state, hopeless=True)
@@ -187,18 +196,22 @@ class Watch(object):
                 'wait': {'for': self.goal, 'ready': self.ready, 'seconds': round(self.seconds, 1)}}
 
 
-def watch_all(watches, clock=time.monotonic, sleep=time.sleep, interval=POLL_INTERVAL):
-    """Look at every watch once per interval until each is ready, hopeless or past its timeout."""
+def watch_all(watches, clock=time.monotonic, sleep=time.sleep, interval=POLL_INTERVAL, workers=LOOKERS):
+    """Look at every watch once per interval until each is ready, hopeless or past its timeout. The looks of
+    a round run side by side, so a guest whose SSH connect or agent call times out holds up only itself."""
     start = clock()
     pending = list(watches)
-    while pending:
-        round_start = clock()
-        for watch in pending:
-            watch.sighting = watch.look()
-            watch.seconds = clock() - start
-        pending = [watch for watch in pending if not watch.finished()]
-        if pending:
-            sleep(max(0.0, interval - (clock() - round_start)))
+
+    def look_at(watch):
+        watch.sighting = watch.look()
+        watch.seconds = clock() - start
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pending)))) as pool:
+        while pending:
+            round_start = clock()
+            list(pool.map(look_at, pending))
+            pending = [watch for watch in pending if not watch.finished()]
+            if pending:
+                sleep(max(0.0, interval - (clock() - round_start)))
 
 
 def wait_for_guests(items, check_mode, look_at=look, run_watches=watch_all):

@@ -6,10 +6,13 @@ Real guests: tests/integration/host/test_libvirt_domain_addresses.py."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
+import time
 
+import libvirt
 import pytest
 
 from virtops_unitlib import run_main  # noqa: E402
@@ -108,9 +111,10 @@ def dom(libvirt_test_conn):
         "</devices></domain>" % name)
     found.create()
     yield found
-    if found.isActive():
-        found.destroy()
-    found.undefine()
+    with contextlib.suppress(libvirt.libvirtError):  # gone already when a test removed it
+        if found.isActive():
+            found.destroy()
+        found.undefine()
 
 
 def test_ip_is_ready_with_an_address(dom):
@@ -138,6 +142,13 @@ def test_a_domain_that_stopped_is_given_up(dom):
     dom.destroy()
     sighting = dw.look(dom, 'ip')
     assert sighting.hopeless and sighting.lack == 'stopped running while waited for' and sighting.why == 'now shutoff'
+
+
+def test_a_domain_removed_meanwhile_is_given_up(dom):
+    dom.destroy()
+    dom.undefine()
+    sighting = dw.look(dom, 'ip')
+    assert sighting.hopeless and sighting.lack == 'cannot be read any more' and 'not found' in sighting.why
 
 
 def test_agent_without_channel_is_given_up(libvirt_test_conn):
@@ -184,6 +195,16 @@ def test_all_domains_are_watched_together_until_each_is_done():
     dw.watch_all([fast, slow, gone], clock=clock, sleep=clock.sleep)
     assert fast.ready and fast.seconds == 2 and not slow.ready and slow.seconds == 5 and gone.seconds == 1
     assert clock.sleeps == [1.0] * 5
+
+
+def test_the_looks_of_a_round_run_side_by_side():
+    def slow_look():
+        time.sleep(0.3)
+        return dw.Sighting([], 'absent')
+    watches = [dw.Watch('web-%d' % number, 'ip', 10, slow_look) for number in range(4)]
+    started = time.monotonic()
+    dw.watch_all(watches)
+    assert time.monotonic() - started < 0.9 and all(watch.ready for watch in watches)
 
 
 def item(name, goal, look_once, timeout=300, actions=()):
