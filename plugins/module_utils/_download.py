@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Images by URL: checksums, checksum files, a download cache, streaming decompression (no libvirt here).
 
-A download goes through Ansible's own URL handling (``fetch_url``: proxies, CA, client certificates,
+A download goes through Ansible's own URL handling (``fetch_url``: proxies, CA bundle, client certificates,
 headers, timeouts, as ``get_url``), so a module using this has the URL options of
 :data:`URL_OPTIONS` at its top level. The body is streamed into a temporary file in the cache
 directory, hashed as it arrives (the checksum is of what the URL serves: the compressed file, as
@@ -55,6 +55,7 @@ URL_OPTIONS = {
     'url_headers': {'type': 'dict'},
     'url_timeout': {'type': 'int', 'default': 30},
     'validate_certs': {'type': 'bool', 'default': True},
+    'ca_path': {'type': 'path'},
     'client_cert': {'type': 'path'},
     'client_key': {'type': 'path'},
     'use_proxy': {'type': 'bool', 'default': True},
@@ -340,7 +341,7 @@ def open_url_checked(module, url, label=''):
     params = module.params
     try:
         response, info = fetch_url(module, url, headers=params.get('url_headers'), timeout=params.get('url_timeout'),
-                                   use_proxy=params.get('use_proxy'), decompress=False)
+                                   use_proxy=params.get('use_proxy'), ca_path=params.get('ca_path'), decompress=False)
     except ModuleFailure as failure:  # fetch_url ends with fail_json on some errors
         raise ModuleFailure('%scannot download %s: %s' % (_where(label), url, failure.msg))
     status = info.get('status')

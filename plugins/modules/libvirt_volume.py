@@ -109,7 +109,7 @@ options:
     description:
       - URL of an image to download (C(http), C(https), C(ftp) or C(file)) through Ansible's URL handling, as
         M(ansible.builtin.get_url) does (proxies from the environment unless O(use_proxy=false), O(validate_certs),
-        O(client_cert), O(url_headers), O(url_timeout) ...). Needs O(checksum).
+        O(ca_path), O(client_cert), O(url_headers), O(url_timeout) ...). Needs O(checksum).
       - The body is hashed as it arrives, decompressed (O(decompress)), verified and only then renamed into
         O(download_cache); then it is imported into the volume as O(src) is. A checksum mismatch, an HTTP error or a
         timeout fails with the URL named and leaves no file behind and no volume.
@@ -275,6 +275,9 @@ options:
     description: Whether to validate HTTPS certificates. V(false) only for a trusted internal host.
     type: bool
     default: true
+  ca_path:
+    description: PEM bundle of the CA certificates to trust for HTTPS, instead of the system's.
+    type: path
   client_cert:
     description: PEM client certificate for HTTPS (may hold the key too, else O(client_key)).
     type: path

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import functools
 import http.server
+import ssl
 import threading
 import time
 
@@ -45,11 +46,18 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 class ImageServer(object):
-    def __init__(self, directory):
+    """tls=(certfile, keyfile) serves HTTPS instead."""
+
+    def __init__(self, directory, tls=None):
         self.state = {'counts': collections.Counter(), 'stalls': {}, 'lock': threading.Lock()}
         handler = functools.partial(_Handler, directory=str(directory), server_state=self.state)
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
         self.httpd.daemon_threads = True
+        self.scheme = 'https' if tls else 'http'
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -61,7 +69,7 @@ class ImageServer(object):
         self.httpd.server_close()
 
     def url(self, name):
-        return 'http://127.0.0.1:%d/%s' % (self.httpd.server_address[1], name)
+        return '%s://127.0.0.1:%d/%s' % (self.scheme, self.httpd.server_address[1], name)
 
     def count(self, name):
         with self.state['lock']:

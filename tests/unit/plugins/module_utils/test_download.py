@@ -193,3 +193,19 @@ def test_a_file_url_is_downloaded_like_an_http_one(served, tmp_path):
     assert open(path, 'rb').read() == (served['dir'] / 'disk.raw').read_bytes()
     with pytest.raises(ModuleFailure, match='cannot download file:///nonexistent/x.qcow2'):
         cache.download('file:///nonexistent/x.qcow2', dl.parse_checksum('none', 'c'), 'auto')
+
+
+def test_https_is_verified_against_the_system_cas_or_ca_path(served, tmp_path):
+    """A self-signed server: refused by default, accepted with its certificate as ca_path (as get_url does)."""
+    cert, key = str(tmp_path / 'cert.pem'), str(tmp_path / 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+                    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+                   check=True, capture_output=True)
+    image = served['dir'] / 'disk.qcow2'
+    checksum = dl.parse_checksum(sha('sha256', image), 'c')
+    with ImageServer(served['dir'], tls=(cert, key)) as server:
+        with pytest.raises(ModuleFailure, match='cannot download https://127.0.0.1:.*CERTIFICATE_VERIFY_FAILED'):
+            dl.ImageCache(module(), str(tmp_path / 'cache')).download(server.url('disk.qcow2'), checksum, 'auto')
+        path = dl.ImageCache(module(ca_path=cert), str(tmp_path / 'cache')).download(
+            server.url('disk.qcow2'), checksum, 'auto')
+    assert open(path, 'rb').read() == image.read_bytes()
