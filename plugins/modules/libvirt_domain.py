@@ -553,6 +553,17 @@ wait:
   type: dict
   sample: {for: ssh, ready: true, seconds: 41.3}
   version_added: 1.1.0
+  contains:
+    for:
+      description: The goal, O(wait_for).
+      type: str
+      choices: [ip, agent, ssh]
+    ready:
+      description: Whether the goal was reached (in check mode, at the one look; false without a look).
+      type: bool
+    seconds:
+      description: Seconds from the end of the state changes to the last look.
+      type: float
 failed_object:
   description: The domain a failure is about.
   returned: on failure, when it is about one domain
