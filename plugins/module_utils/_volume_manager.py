@@ -40,8 +40,8 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
     LibvirtFailure, error_text, libvirt, require_libvirt, retry_on_conflict, with_connection)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import ImageFailure, QemuImg
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume import (
-    describe, domains_using, download_reasons, import_record, in_use_text, plan_volume, recorded_url, source_shown, summary,
-    url_record, volumes_backed_by)
+    describe, domains_using, download_reasons, import_record, in_use_text, plan_volume, recorded_url, source_shown,
+    summary, url_record, volumes_backed_by)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_import import (
     read_record, records_unsupported, store_record, upload_file)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_options import build_specs, join, where
@@ -127,16 +127,11 @@ class VolumeManager(object):
             item.facts['users'] = self._users(item.actual) if item.actual is not None else {}
         if spec.state == 'absent':
             return
-        if spec.src:
-            self._require_file_pool(spec, pool_facts)
-            item.facts['source'] = self._source(spec)
-            if item.actual is not None:
-                item.facts['stored'] = read_record(item.actual['path'])
-        if spec.url:
+        if spec.src or spec.url:
             self._require_file_pool(spec, pool_facts)
             if item.actual is not None:
                 item.facts['stored'] = read_record(item.actual['path'])
-            item.facts['source'] = self._url_source(item)
+            item.facts['source'] = self._source(spec) if spec.src else self._url_source(item)
         if spec.clone_from and item.actual is None:
             item.facts['origin'] = self._other_volume(spec, spec.clone_from, 'clone_from')
         if spec.backing:
