@@ -29,6 +29,7 @@ HV_A = 'test://%s' % (FIXTURES / 'hypervisor-a.xml')
 HV_B = 'test://%s' % (FIXTURES / 'hypervisor-b.xml')
 REFUSED = 'qemu+tcp://127.0.0.1:1/system'  # nothing listens on port 1
 MISSING = 'test:///nonexistent/hypervisor.xml'
+AUTH = 'test://%s' % (FIXTURES / 'hypervisor-auth.xml')  # wants credentials the plugin does not have
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -162,12 +163,14 @@ def test_states_limits_the_domains_listed(parse):
 
 
 def test_an_unreachable_hypervisor_is_a_warning_and_the_others_are_listed(parse, warnings):
-    inventory = parse({'uris': [REFUSED, HV_B, MISSING]})
+    inventory = parse({'uris': [REFUSED, HV_B, MISSING, AUTH]})
     assert sorted(inventory.hosts) == ['app-2', 'web1']
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert warnings[0].startswith('libvirt inventory: cannot read hypervisor %s: ' % REFUSED)
     assert 'Connection refused' in warnings[0]
     assert warnings[1].startswith('libvirt inventory: cannot read hypervisor %s: ' % MISSING)
+    assert warnings[2].startswith('libvirt inventory: cannot read hypervisor %s: ' % AUTH)
+    assert 'Missing authentication credentials' in warnings[2]
 
 
 def test_no_reachable_hypervisor_is_an_empty_inventory_with_a_warning_each(parse, warnings):
