@@ -241,7 +241,7 @@ options:
         they are.
       - Combines with O(xml) and the structured options, and alone changes an existing domain. A full O(xml)
         without the virtops element keeps the tags the domain has.
-      - Tags are no setting the guest boots with: a running domain gets them at once (live and in its
+      - Tags are no setting the guest boots with; a running domain gets them at once (live and in its
         definition), without RV(restart_required).
     type: list
     elements: str
@@ -256,11 +256,11 @@ options:
     version_added: 1.1.0
   cloud_init:
     description:
-      - Give the domain a cloud-init NoCloud seed: an ISO 9660 image labelled C(cidata) holding C(meta-data),
+      - Give the domain a cloud-init NoCloud seed, an ISO 9660 image labelled C(cidata) holding C(meta-data),
         C(user-data) and, when given, C(network-config) and C(vendor-data), attached as a read-only CD-ROM
-        (SATA on q35 machines, IDE on the i440fx C(pc) machines). The image is built by the module in Python:
+        (SATA on q35 machines, IDE on the i440fx C(pc) machines). The image is built by the module in Python;
         the target needs no genisoimage, xorriso or PyYAML.
-      - The seed is reproducible (fixed timestamps, sorted files): the same data gives the same bytes, and the
+      - The seed is reproducible (fixed timestamps, sorted files); the same data gives the same bytes, and the
         stored seed is rebuilt only when its bytes differ, so a rerun is a no-op.
       - Where it is kept, in this order; a raw volume C(<name>-cidata.iso) in O(cloud_init.pool); else in the
         storage pool of the domain's first disk; else, when the first disk is a file no pool holds (and the
