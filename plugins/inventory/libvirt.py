@@ -161,6 +161,7 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
+from urllib.parse import urlparse
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.inventory.group import to_safe_group_name
@@ -190,9 +191,17 @@ def read_hypervisor(uri, sources):
             except libvirt.libvirtError as exc:
                 if not is_error(exc, 'VIR_ERR_NO_DOMAIN'):
                     raise  # else: undefined since it was listed
-        return {'uri': uri, 'host': conn.getHostname(), 'domains': domains}
+        return {'uri': uri, 'host': hypervisor_host(conn, uri), 'domains': domains}
     finally:
         conn.close()
+
+
+def hypervisor_host(conn, uri):
+    """The host name the hypervisor reports; the URI's host (or localhost) for a driver that reports none."""
+    try:
+        return conn.getHostname()
+    except libvirt.libvirtError:
+        return urlparse(uri).hostname or 'localhost'
 
 
 def read_domain(dom, sources):

@@ -323,3 +323,13 @@ def test_options_other_than_uris_and_sources_apply_to_a_cached_listing(parse, co
     inventory = parse(cached(tmp_path, uris=[HV_A], states=['shutoff'], vars_prefix='kvm_'), cache=True)
     assert connections == [HV_A]
     assert sorted(inventory.hosts) == ['db1'] and host_vars(inventory, 'db1')['kvm_state'] == 'shutoff'
+
+
+def test_a_hypervisor_that_reports_no_host_name_is_named_after_its_uri():
+    from ansible_collections.virtops.hypervisor.plugins.inventory import libvirt as plugin_module
+
+    class NoHostName(object):
+        def getHostname(self):
+            raise libvirt.libvirtError('this function is not supported by the connection driver')
+    assert plugin_module.hypervisor_host(NoHostName(), 'qemu+ssh://root@kvm9.example.com/system') == 'kvm9.example.com'
+    assert plugin_module.hypervisor_host(NoHostName(), 'qemu:///system') == 'localhost'
