@@ -326,7 +326,8 @@ def test_options_other_than_uris_and_sources_apply_to_a_cached_listing(parse, co
 
 
 def test_a_hypervisor_that_reports_no_host_name_is_named_after_its_uri():
-    from ansible_collections.virtops.hypervisor.plugins.inventory import libvirt as plugin_module
+    plugin_class = inventory_loader.get('virtops.hypervisor.libvirt', class_only=True)
+    plugin_module = importlib.import_module(plugin_class.__module__)
 
     class NoHostName(object):
         def getHostname(self):
