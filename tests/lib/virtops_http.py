@@ -5,6 +5,7 @@
     with ImageServer(directory) as server:
         server.url('disk.qcow2')        # http://127.0.0.1:<port>/disk.qcow2
         server.count('disk.qcow2')      # GET requests for that path so far
+        server.headers('disk.qcow2')    # the headers of the last of them
         server.stall('slow.img', 5)     # that path sends its headers and 64 KiB, then nothing for 5 s
 
 It listens on 127.0.0.1 only (DESIGN.md: servers a test starts listen on loopback). Python's
@@ -30,6 +31,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         name = self.path.lstrip('/').split('?', 1)[0]
         with self.state['lock']:
             self.state['counts'][name] += 1
+            self.state['headers'][name] = dict(self.headers.items())
         stall = self.state['stalls'].get(name)
         if stall:
             self.send_response(200)
@@ -49,7 +51,7 @@ class ImageServer(object):
     """tls=(certfile, keyfile) serves HTTPS instead."""
 
     def __init__(self, directory, tls=None):
-        self.state = {'counts': collections.Counter(), 'stalls': {}, 'lock': threading.Lock()}
+        self.state = {'counts': collections.Counter(), 'headers': {}, 'stalls': {}, 'lock': threading.Lock()}
         handler = functools.partial(_Handler, directory=str(directory), server_state=self.state)
         self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
         self.httpd.daemon_threads = True
@@ -74,6 +76,10 @@ class ImageServer(object):
     def count(self, name):
         with self.state['lock']:
             return self.state['counts'][name]
+
+    def headers(self, name):
+        with self.state['lock']:
+            return self.state['headers'].get(name)
 
     def stall(self, name, seconds):
         self.state['stalls'][name] = seconds

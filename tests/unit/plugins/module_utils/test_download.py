@@ -209,3 +209,11 @@ def test_https_is_verified_against_the_system_cas_or_ca_path(served, tmp_path):
         path = dl.ImageCache(module(ca_path=cert), str(tmp_path / 'cache')).download(
             server.url('disk.qcow2'), checksum, 'auto')
     assert open(path, 'rb').read() == image.read_bytes()
+
+
+def test_url_headers_and_basic_auth_are_sent_as_get_url_sends_them(served, tmp_path):
+    download(served, tmp_path, 'disk.qcow2', url_headers={'X-Mirror-Token': 'abc'}, url_username='ops',
+             url_password='secret', force_basic_auth=True)
+    sent = served['server'].headers('disk.qcow2')
+    assert sent['X-Mirror-Token'] == 'abc' and sent['Authorization'] == 'Basic b3BzOnNlY3JldA=='
+    assert 'gzip' not in sent.get('Accept-Encoding', ''), 'the checksum is of the bytes served: no transfer decoding'
