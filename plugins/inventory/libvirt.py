@@ -21,7 +21,8 @@ description:
     options, kept in the domain's C(<metadata>) under the namespace C(urn:virtops:hypervisor:domain:1)).
   - The inventory source is a YAML file whose name ends in C(libvirt.yml) or C(libvirt.yaml) (such as
     C(inventory/kvm.libvirt.yml)) and whose O(plugin) key is C(virtops.hypervisor.libvirt).
-  - Every hypervisor is read over one connection, closed afterwards. A hypervisor that cannot be reached (the
+  - Every hypervisor is read over one connection, closed afterwards; up to eight hypervisors are read at the same
+    time, so a slow one does not hold up the others. A hypervisor that cannot be reached (the
     daemon is down, the URI is wrong, authentication fails) is a warning naming the URI and the error, and the
     domains of the others are still listed; with O(fail_on_unreachable=true) it fails the inventory instead.
   - Domains are named by O(hostname_format), the domain name by default. When a second domain gets a name
@@ -161,6 +162,7 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from ansible.errors import AnsibleError, AnsibleParserError
@@ -176,6 +178,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
     LIBVIRT_IMPORT_ERROR, STATE_NAMES, error_text, is_error, libvirt)
 
 HOSTNAME_FIELDS = ('name', 'uuid', 'hypervisor_host')
+MAX_PARALLEL_READS = 8
 VARS_PREFIX_PATTERN = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)?$')
 
 
@@ -202,6 +205,18 @@ def hypervisor_host(conn, uri):
         return conn.getHostname()
     except libvirt.libvirtError:
         return urlparse(uri).hostname or 'localhost'
+
+
+def read_hypervisors(uris, sources):
+    """read_hypervisor of every URI, at the same time (each waits on its daemon, or on SSH for a remote one),
+    in the order of uris; a hypervisor that cannot be read is {'uri', 'error'}."""
+    def read(uri):
+        try:
+            return read_hypervisor(uri, sources)
+        except libvirt.libvirtError as exc:
+            return {'uri': uri, 'error': error_text(exc)}
+    with ThreadPoolExecutor(max_workers=min(len(uris), MAX_PARALLEL_READS)) as pool:
+        return list(pool.map(read, uris))
 
 
 def read_domain(dom, sources):
@@ -320,20 +335,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return self._cache[key]
             except KeyError:
                 pass
-        hypervisors = [self._read(uri) for uri in self.get_option('uris')]
+        hypervisors = read_hypervisors(self.get_option('uris'), self.get_option('address_sources'))
+        for hypervisor in hypervisors:
+            if 'error' in hypervisor:
+                self._unreachable(hypervisor)
         if use_cache and not any('error' in hypervisor for hypervisor in hypervisors):
             self._cache[key] = hypervisors
         return hypervisors
 
-    def _read(self, uri):
-        try:
-            return read_hypervisor(uri, self.get_option('address_sources'))
-        except libvirt.libvirtError as exc:
-            message = 'libvirt inventory: cannot read hypervisor %s: %s' % (uri, error_text(exc))
-            if self.get_option('fail_on_unreachable'):
-                raise AnsibleError(message)
-            self.display.warning(message + '; its domains are not listed')
-            return {'uri': uri, 'error': error_text(exc)}
+    def _unreachable(self, hypervisor):
+        message = 'libvirt inventory: cannot read hypervisor %s: %s' % (hypervisor['uri'], hypervisor['error'])
+        if self.get_option('fail_on_unreachable'):
+            raise AnsibleError(message)
+        self.display.warning(message + '; its domains are not listed')
 
     def _populate(self, hypervisors):
         names = HostNames(self.get_option('hostname_format'))
