@@ -107,12 +107,13 @@ class Sighting(object):
     def seen(self):
         """'address 10.79.0.12 (lease)' or 'no address (no lease, agent disconnected, no ARP entry)'."""
         if self.address is None:
-            return 'no address (%s)' % ', '.join(self._notes())
+            return 'no address (%s)' % ', '.join(self.notes())
         sources = [entry['source'] for interface in self.interfaces for entry in interface['addresses']
                    if entry['address'] == self.address]
         return 'address %s (%s)' % (self.address, ', '.join(sorted(set(sources), key=da.SOURCES.index)))
 
-    def _notes(self):
+    def notes(self):
+        """Why no address is known, source by source."""
         found = set(entry['source'] for interface in self.interfaces for entry in interface['addresses'])
         notes = [] if 'lease' in found else ['no lease']
         notes.append({'connected': 'agent connected', 'disconnected': 'agent disconnected',
@@ -185,7 +186,7 @@ class Watch(object):
         if sighting.hopeless:
             return '%s: %s: %s' % (self.name, sighting.lack, sighting.why)
         if sighting.lack == 'no address':
-            return '%s: no address after %d s (%s)' % (self.name, self.timeout, ', '.join(sighting._notes()))
+            return '%s: no address after %d s (%s)' % (self.name, self.timeout, ', '.join(sighting.notes()))
         why = ': %s' % sighting.why if sighting.why else ''
         return '%s: %s, %s after %d s%s' % (self.name, sighting.seen(), sighting.lack, self.timeout, why)
 
