@@ -162,8 +162,8 @@ def _metadata(metadata, label):
         if not isinstance(key, str) or not key.strip():
             raise dx.DomainXMLError('%s: %r is not a metadata name' % (_join(label, 'metadata'), key))
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise dx.DomainXMLError('%s.%s: must be a string, not %s' % (_join(label, 'metadata'), key,
-                                                                          type(value).__name__))
+            raise dx.DomainXMLError('%s.%s: must be a string, not %s'
+                                    % (_join(label, 'metadata'), key, type(value).__name__))
         found[key] = str(value).strip()
     return found
 
