@@ -235,8 +235,8 @@ options:
   tags:
     description:
       - Tags of the domain, kept in its definition's C(<metadata>) under the collection's namespace
-        (C(urn:virtops:hypervisor:domain:1)); the inventory plugin M(virtops.hypervisor.libvirt) makes groups of
-        them and M(virtops.hypervisor.libvirt_domain_info) returns them.
+        (C(urn:virtops:hypervisor:domain:1)); the inventory plugin P(virtops.hypervisor.libvirt#inventory)
+        makes groups of them and M(virtops.hypervisor.libvirt_domain_info) returns them.
       - The complete list (sorted, duplicates dropped); V([]) removes all tags. Not given, the tags stay as
         they are.
       - Combines with O(xml) and the structured options, and alone changes an existing domain. A full O(xml)
