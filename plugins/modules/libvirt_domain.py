@@ -56,7 +56,8 @@ options:
         O(shutdown_timeout), O(force), O(apply), O(remove_storage), O(wait_for), O(wait_timeout)).
       - O(state), O(autostart), O(shutdown_timeout), O(force), O(apply), O(remove_storage), O(wait_for) and
         O(wait_timeout) given at the top level are the defaults for items that do not set them.
-      - Mutually exclusive with O(name), O(xml), O(clone_from) and the structured options at the top level.
+      - Mutually exclusive with O(name), O(xml), O(clone_from), O(tags), O(metadata), O(cloud_init) and the
+        structured options at the top level.
       - Clones of all items are planned (sources, pools, volumes to create) before the first change.
     type: list
     elements: dict
@@ -590,7 +591,8 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_options
 def main():
     module = AnsibleModule(
         argument_spec=MODULE_OPTIONS,
-        mutually_exclusive=[('domains', key) for key in ('name', 'xml', 'clone_from') + STRUCTURED_OPTIONS],
+        mutually_exclusive=[('domains', key) for key in ('name', 'xml', 'clone_from', 'tags', 'metadata', 'cloud_init')
+                            + STRUCTURED_OPTIONS],
         required_one_of=[('name', 'xml', 'domains')],
         supports_check_mode=True,
     )

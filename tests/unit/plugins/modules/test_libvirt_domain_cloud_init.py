@@ -299,3 +299,9 @@ def test_cloud_init_combines_with_full_xml(domain, name, tmp_path):
     assert real['actions'] == ['create_seed', 'define']
     [cdrom] = seed_disks(name)
     assert cdrom.find('source').get('file') == seed_path(tmp_path, name)
+
+
+@pytest.mark.parametrize('option', [{'tags': ['a']}, {'metadata': {'k': 'v'}}, {'cloud_init': {'user_data': '#cloud-config\n'}}])
+def test_tags_metadata_and_cloud_init_at_the_top_of_a_batch_are_refused(domain, name, option):
+    result = domain(dict({'domains': [{'name': name}]}, **option))
+    assert result['failed'] and 'mutually exclusive' in result['msg'] and list(option)[0] in result['msg']
