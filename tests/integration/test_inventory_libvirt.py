@@ -2,47 +2,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The virtops.hypervisor.libvirt inventory through the real ansible-inventory, against qemu:///system.
 
-A running tiny guest with tags and metadata (written by libvirt_domain) and a shut-off one are listed with their state, tags and groups;
-an unreachable second hypervisor is a warning, not a failure. Only this run's domains (PREFIX) are looked at:
-other tests may have domains of their own on the host.
+A running tiny guest with tags and metadata (written by libvirt_domain) and a shut-off one are listed with their
+state, tags and groups; an unreachable second hypervisor is a warning, not a failure. Only this run's domains
+(PREFIX) are looked at: other tests may have domains of their own on the host.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import yaml
 
-from virtops_testlib import COLLECTIONS, PREFIX, URI, run_module, serial_log, virsh
+from virtops_testlib import PREFIX, URI, ansible_inventory, run_module, serial_log, virsh
 
 UNREACHABLE = 'qemu+tcp://127.0.0.1:1/system'  # nothing listens on port 1
-
-
-def plain(value):
-    """ansible-inventory's JSON without the markers of untrusted strings (ansible-core 2.19)."""
-    if isinstance(value, dict):
-        if set(value) == {'__ansible_unsafe'}:
-            return value['__ansible_unsafe']
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def ansible_inventory(source):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR='1',
-               ANSIBLE_INVENTORY_ENABLED='auto')
-    start = time.monotonic()
-    proc = subprocess.run([str(Path(sys.executable).with_name('ansible-inventory')), '-i', str(source), '--list'],
-                          capture_output=True, text=True, check=False, env=env)
-    seconds = time.monotonic() - start
-    assert proc.returncode == 0, proc.stderr
-    return plain(json.loads(proc.stdout)), proc.stderr, seconds
 
 
 def test_domains_of_this_host_are_listed_with_state_tags_and_groups(guest, tmp_path):

@@ -10,16 +10,12 @@ listens on a network, and the network, its bridge and dnsmasq stay in the contai
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from virtops_testlib import COLLECTIONS, PREFIX
+from virtops_testlib import PREFIX, ansible_inventory
 
 NET = PREFIX + 'inv-net'
 BRIDGE = 'vit-inv0'
@@ -57,27 +53,13 @@ def tagged_guest(lvhost):
                   .format(name, NET), check=False)
 
 
-def plain(value):
-    """ansible-inventory's JSON without the markers of untrusted strings (ansible-core 2.19)."""
-    if isinstance(value, dict):
-        if set(value) == {'__ansible_unsafe'}:
-            return value['__ansible_unsafe']
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
 def test_ansible_host_is_the_lease_of_a_guest_on_a_nat_network(lvhost, socket_uri, tagged_guest, tmp_path):
     source = tmp_path / 'lvhost.libvirt.yml'
     source.write_text(yaml.safe_dump({'plugin': 'virtops.hypervisor.libvirt', 'uris': [socket_uri],
                                       'address_sources': ['lease'],
                                       'filters': ['libvirt_name.startswith(%r)' % PREFIX]}))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_INVENTORY_ENABLED='auto')
-    proc = subprocess.run([str(Path(sys.executable).with_name('ansible-inventory')), '-i', str(source), '--list'],
-                          capture_output=True, text=True, check=False, env=env)
-    assert proc.returncode == 0 and 'WARNING' not in proc.stderr, proc.stderr
-    inventory = plain(json.loads(proc.stdout))
+    inventory, stderr, _ = ansible_inventory(source)
+    assert 'WARNING' not in stderr, stderr
     web1 = inventory['_meta']['hostvars'][tagged_guest]
     assert (web1['ansible_host'], web1['libvirt_address']) == (RESERVED['ip'], RESERVED['ip'])
     assert web1['libvirt_interfaces'] == [{
