@@ -58,7 +58,8 @@ def test_ansible_host_is_the_lease_of_a_guest_on_a_nat_network(lvhost, socket_ur
     source.write_text(yaml.safe_dump({'plugin': 'virtops.hypervisor.libvirt', 'uris': [socket_uri],
                                       'address_sources': ['lease'],
                                       'filters': ['libvirt_name.startswith(%r)' % PREFIX]}))
-    inventory, stderr, _ = ansible_inventory(source)
+    inventory, stderr, seconds = ansible_inventory(source)
+    print('ansible-inventory --list took %.2f s' % seconds)
     assert 'WARNING' not in stderr, stderr
     web1 = inventory['_meta']['hostvars'][tagged_guest]
     assert (web1['ansible_host'], web1['libvirt_address']) == (RESERVED['ip'], RESERVED['ip'])
