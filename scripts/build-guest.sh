@@ -67,18 +67,6 @@ readonly cache=${top}/.build/guest-debs
 source "${top}/scripts/lib.sh"
 
 # --- 1. the exact package versions (cached while apt's state is unchanged) ---------------
-# The state that decides which version apt picks; stat only (apt-cache takes ~1 s per call
-# when apt's binary caches are disabled, as in container-style apt configurations).
-apt_stamp() {
-    find /etc/apt /var/lib/apt/lists /var/lib/dpkg/status -maxdepth 2 \( -type f -o -type l \) \
-        -printf '%p %s %T@\n' 2>/dev/null | LC_ALL=C sort | sha256sum | cut -c1-16
-}
-
-# candidate PACKAGE...: apt's records of the versions it would install (empty if none).
-candidate() { LC_ALL=C apt-cache show --no-all-versions "$@" 2>/dev/null || true; }
-# field PACKAGE FIELD <records: that field of that package's record.
-field() { awk -v p="$1" -v f="$2: " '/^Package: / { ours = ($2 == p) } ours && index($0, f) == 1 { print substr($0, length(f) + 1); exit }'; }
-
 resolve_versions() {
     local records
     records=$(candidate "${KERNEL_META}" "${BUSYBOX_PKG}")
@@ -87,9 +75,7 @@ resolve_versions() {
         DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || die "apt-get update failed"
         records=$(candidate "${KERNEL_META}" "${BUSYBOX_PKG}")
     fi
-    # "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)" -> the versioned kernel package
-    kpkg=$(field "${KERNEL_META}" Depends <<<"${records}" | sed 's/[,|]/\n/g' |
-        sed -n 's/^ *\(linux-image-[^ ]*\).*/\1/p' | head -n 1)
+    kpkg=$(kernel_package "${KERNEL_META}" <<<"${records}")
     [[ -n ${kpkg} ]] || die "cannot resolve the kernel package ${KERNEL_META} depends on"
     kver=$(candidate "${kpkg}" | field "${kpkg}" Version)
     bbver=$(field "${BUSYBOX_PKG}" Version <<<"${records}")

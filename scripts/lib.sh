@@ -37,3 +37,23 @@ warn_shadowing_copy() {
             "$1" "${copy}" >&2
     fi
 }
+
+# apt_stamp: a hash of the state that decides which versions apt picks (sources, lists,
+# preferences, dpkg status); stat only (apt-cache takes ~1 s per call when apt's binary caches are
+# disabled, as in container-style apt configurations). Scripts cache versions while it is unchanged.
+apt_stamp() {
+    find /etc/apt /var/lib/apt/lists /var/lib/dpkg/status -maxdepth 2 \( -type f -o -type l \) \
+        -printf '%p %s %T@\n' 2>/dev/null | LC_ALL=C sort | sha256sum | cut -c1-16
+}
+
+# candidate PACKAGE...: apt's records of the versions it would install (empty if none).
+candidate() { LC_ALL=C apt-cache show --no-all-versions "$@" 2>/dev/null || true; }
+
+# field PACKAGE FIELD <records: that field of that package's record.
+field() { awk -v p="$1" -v f="$2: " '/^Package: / { ours = ($2 == p) } ours && index($0, f) == 1 { print substr($0, length(f) + 1); exit }'; }
+
+# kernel_package META <records: the versioned kernel package the metapackage META depends on,
+# "linux-image-6.1.0-56-cloud-amd64 (= 6.1.192-2)" -> linux-image-6.1.0-56-cloud-amd64.
+kernel_package() {
+    field "$1" Depends | sed 's/[,|]/\n/g' | sed -n 's/^ *\(linux-image-[^ ]*\).*/\1/p' | head -n 1
+}

@@ -170,13 +170,13 @@ class CloudGuest:
                 '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
                 '-o', 'ConnectTimeout=10', '%s@127.0.0.1' % user, command]
 
-    def ssh(self, key, command, user=IMAGE_USER, check=True, timeout=60):
-        """Run command in the guest; the CompletedProcess (text)."""
+    def ssh(self, key, command, user=IMAGE_USER, check=True, timeout=60, stdin=None):
+        """Run command in the guest (stdin: text for its standard input); the CompletedProcess (text)."""
         proc = subprocess.run(self.ssh_argv(key, command, user), capture_output=True, text=True, check=False,
-                              timeout=timeout)
+                              timeout=timeout, input=stdin if stdin is not None else '')
         if check and proc.returncode != 0:
-            raise RuntimeError('ssh %s@%s: %r failed (rc %d): %s' % (user, self.workdir.name, command,
-                                                                    proc.returncode, proc.stderr))
+            raise RuntimeError('ssh %s@%s: %r failed (rc %d): %s' % (
+                user, self.workdir.name, command, proc.returncode, proc.stderr))
         return proc
 
     def wait_for_ssh(self, key, command='true', timeout=300, user=IMAGE_USER):
