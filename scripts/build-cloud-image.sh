@@ -13,7 +13,9 @@
 #     .hash
 #   Progress goes to stderr; the image's path is printed on stdout as the last line, e.g.
 #     image=$(scripts/build-cloud-image.sh | tail -n 1)
-#   OUTDIR must be readable by the qemu user (not under /root).
+#   OUTDIR must be readable by the qemu user (not under /root). A rebuild replaces the files
+#   (running guests keep the old one open): an overlay kept across a rebuild would point at a
+#   different image, so make overlays per test, or copy the image into a pool.
 # Cache: <hash> = sha256(this script + the exact versions apt would install of the kernel,
 #   systemd, cloud-init, openssh-server, qemu-guest-agent and grub-pc), first 16 hex. If
 #   OUTDIR/.hash holds it, nothing is done (no network; ~0.1 s). The versions are looked up again
@@ -306,12 +308,21 @@ umount "${root}"
 # Free blocks zeroed, so qemu-img leaves them out (fstrim on this machine's loop devices reports
 # the blocks trimmed but punches no holes into the file); the journal, full of the build's
 # metadata, is dropped first and made anew (zeroed) afterwards.
-tune2fs -O ^has_journal "${part}" >/dev/null
+# The partition can be busy for a moment after umount (seen once: "Device or resource busy").
+retry_busy() {
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep "${try}"
+    done
+    "$@" >/dev/null || die "failed: $*"
+}
+retry_busy tune2fs -O ^has_journal "${part}"
 mount "${part}" "${root}"
 dd if=/dev/zero of="${root}/.zero" bs=4M status=none 2>/dev/null || true
 rm -f "${root}/.zero"
 umount "${root}"
-tune2fs -j "${part}" >/dev/null
+retry_busy tune2fs -j "${part}"
 e2fsck -f -p "${part}" >/dev/null || die "e2fsck ${part} reports errors"
 partx -d "${loop}"
 losetup -d "${loop}"
