@@ -34,6 +34,8 @@ SEED_SUFFIX = '-cidata.iso'
 SECRET_FILES = ('user-data', 'vendor-data')  # shown as sha256 only: they hold passwords and keys
 SHOWN_ORDER = ('meta-data', 'network-config', 'user-data', 'vendor-data')
 FILE_MODE = 0o644
+# More than any seed holds (a few KiB of data), less than a volume a pool rounded up could be worth reading.
+READ_LIMIT = 4 * 1024 * 1024
 
 OPTIONS = {
     'user_data': {'type': 'raw', 'no_log': True},
@@ -274,20 +276,18 @@ class SeedStore(object):
         self.conn = conn
 
     def read(self, location, label, about):
-        """The stored seed's bytes (at most its wanted size and a little more), or None when there is none."""
+        """The stored seed's bytes (its first READ_LIMIT bytes), or None when there is none."""
         if location.kind == 'file':
             try:
                 with open(location.path, 'rb') as stored:
-                    return stored.read(4 * 1024 * 1024)
+                    return stored.read(READ_LIMIT)
             except FileNotFoundError:
                 return None
             except OSError as exc:
                 raise LibvirtFailure('%s: cannot read the seed %s: %s' % (label, location.path, exc), about=about)
-        vol = self._volume(location)
-        if vol is None:
-            return None
         try:
-            return _download(self.conn, vol, min(vol.info()[1], 4 * 1024 * 1024))
+            vol = self._volume(location)
+            return None if vol is None else _download(self.conn, vol, min(vol.info()[1], READ_LIMIT))
         except libvirt.libvirtError as exc:
             raise LibvirtFailure("%s: cannot read the seed volume '%s' in pool '%s': %s"
                                  % (label, location.name, location.pool, error_text(exc)), about=about)
@@ -311,12 +311,21 @@ class SeedStore(object):
                                  % (label, location.name, location.pool, error_text(exc)), about=about)
 
     def _volume(self, location):
-        try:
-            return self.conn.storagePoolLookupByName(location.pool).storageVolLookupByName(location.name)
-        except libvirt.libvirtError as exc:
-            if is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
-                return None
-            raise
+        pool = self.conn.storagePoolLookupByName(location.pool)
+        vol = _lookup_volume(pool, location.name)
+        if vol is None:
+            pool.refresh(0)  # a seed file the pool has not listed yet would make creating the volume fail
+            vol = _lookup_volume(pool, location.name)
+        return vol
+
+
+def _lookup_volume(pool, name):
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
+            return None
+        raise
 
 
 def same_seed(stored, image):

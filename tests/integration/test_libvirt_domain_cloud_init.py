@@ -140,3 +140,12 @@ def test_absent_with_remove_storage_removes_the_seed_and_keeps_other_volumes(dom
     left = pool.listVolumes()
     assert PREFIX + 'other.img' in left and PREFIX + 'other-cidata.iso' in left
     assert not [volume for volume in left if volume.startswith(name)]
+
+
+def test_a_seed_file_the_pool_has_not_listed_yet_is_rewritten(domain, guest, disk):
+    name = guest.name
+    with open(seed_path(name), 'wb') as stale:  # written behind libvirt's back: the pool does not list it
+        stale.write(b'stale')
+    _check, real = four_ways(domain, guest(disks=disk, cloud_init=cloud_init()), ['update_seed', 'define'])
+    assert real['cloud_init']['size'] == os.path.getsize(seed_path(name))
+    assert sorted(seed_files(name)) == ['meta-data', 'network-config', 'user-data']
