@@ -29,6 +29,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils import _cloud_i
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import (
     LibvirtFailure, error_text, is_error, libvirt)
+from ansible_collections.virtops.hypervisor.plugins.module_utils._volume_read import lookup_volume
 
 SEED_SUFFIX = '-cidata.iso'
 SECRET_FILES = ('user-data', 'vendor-data')  # shown as sha256 only: they hold passwords and keys
@@ -312,20 +313,11 @@ class SeedStore(object):
 
     def _volume(self, location):
         pool = self.conn.storagePoolLookupByName(location.pool)
-        vol = _lookup_volume(pool, location.name)
+        vol = lookup_volume(pool, location.name)
         if vol is None:
             pool.refresh(0)  # a seed file the pool has not listed yet would make creating the volume fail
-            vol = _lookup_volume(pool, location.name)
+            vol = lookup_volume(pool, location.name)
         return vol
-
-
-def _lookup_volume(pool, name):
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if is_error(exc, 'VIR_ERR_NO_STORAGE_VOL'):
-            return None
-        raise
 
 
 def same_seed(stored, image):
