@@ -35,7 +35,8 @@
 #     without password, password locked (cloud-init's default for Debian); locale C.UTF-8;
 #   - network like bookworm's genericcloud: ifupdown, cloud-init renders its network config
 #     (DHCP on the first NIC when there is none; network-config v1 or v2 otherwise) into
-#     /etc/network/interfaces.d/50-cloud-init;
+#     /etc/network/interfaces.d/50-cloud-init; resolvconf applies its nameservers (dhclient's
+#     too), so static addresses get DNS;
 #   - openssh-server with no host keys: cloud-init makes an ed25519 key at first boot
 #     (ssh_genkeytypes [ ed25519 ]: RSA key generation under TCG takes 3-35 s);
 #   - qemu-guest-agent, started by udev when a virtio-serial port org.qemu.guest_agent.0 exists;
@@ -63,7 +64,7 @@ readonly KERNEL_META=linux-image-cloud-amd64
 readonly KEY_PACKAGES=(systemd cloud-init openssh-server qemu-guest-agent grub-pc)
 # Installed as apt picks them (with --no-install-recommends).
 readonly OTHER_PACKAGES=(systemd-sysv dbus python3 sudo cloud-guest-utils fdisk e2fsprogs ifupdown
-    isc-dhcp-client iproute2 netbase openssh-sftp-server ca-certificates procps)
+    isc-dhcp-client resolvconf iproute2 netbase openssh-sftp-server ca-certificates procps)
 
 step() { printf '%s\n' "build-cloud-image: $*" >&2; }
 die() { printf '%s\n' "build-cloud-image: ERROR: $*" >&2; exit 1; }
@@ -258,8 +259,16 @@ printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
 chmod 0755 "${root}/usr/sbin/policy-rc.d"
 mount -t proc proc "${root}/proc"
 mount -t sysfs sysfs "${root}/sys"
-mount --bind /dev "${root}/dev"
+# A /dev of its own, never this machine's: package scripts in the chroot chgrp device nodes to the
+# image's group ids (udev's made this machine's /dev/kvm group 103, ssl-cert here, and its libvirtd
+# slow: DESIGN.md). Only the nodes apt and grub-install need, and the loop device with its partition.
+mount -t tmpfs -o mode=0755,size=1m devtmp "${root}/dev"
+for node in null zero full random urandom tty "${loop#/dev/}" "${part#/dev/}"; do
+    cp -a "/dev/${node}" "${root}/dev/${node}"
+done
+mkdir "${root}/dev/pts" "${root}/dev/shm"
 mount -t devpts devpts "${root}/dev/pts" -o newinstance,ptmxmode=0666
+ln -s pts/ptmx "${root}/dev/ptmx"
 mount --bind "${cache}/apt" "${root}/var/cache/apt/archives"
 
 in_root() { LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive chroot "${root}" "$@"; }
@@ -291,7 +300,10 @@ grep -q "root=UUID=${uuid}" "${root}/boot/grub/grub.cfg" || die "grub.cfg: no ro
 # First-boot state: no host keys, no machine id, nothing of this machine's (resolv.conf).
 rm -f "${root}"/etc/ssh/ssh_host_*
 : >"${root}/etc/machine-id"
-rm -f "${root}/var/lib/dbus/machine-id" "${root}/etc/resolv.conf" "${root}/usr/sbin/policy-rc.d"
+rm -f "${root}/var/lib/dbus/machine-id" "${root}/usr/sbin/policy-rc.d" \
+    "${root}/etc/resolvconf/resolv.conf.d/original"
+[[ $(readlink "${root}/etc/resolv.conf") == ../run/resolvconf/resolv.conf ]] ||
+    die "/etc/resolv.conf is not resolvconf's link"
 # The .deb cache keeps the versions the mirror still has (apt would keep every one it fetched).
 in_root apt-get autoclean -q >>"${apt_log}" 2>&1
 umount "${root}/var/cache/apt/archives"
@@ -301,7 +313,8 @@ find "${root}/var/lib/apt/lists" -mindepth 1 -maxdepth 1 ! -name partial -exec r
 find "${root}/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
 find "${root}/usr/share/doc" -mindepth 1 -type d -empty -delete
 rm -rf "${root}"/usr/share/man/* "${root}"/usr/share/info/* "${root}"/var/log/*.log \
-    "${root}"/var/cache/debconf/*-old "${root}"/var/lib/dpkg/*-old "${root}"/tmp/* "${root}"/root/.bash_history
+    "${root}"/var/cache/debconf/*-old "${root}"/var/lib/dpkg/*-old "${root}"/tmp/* "${root}"/root/.bash_history \
+    "${root}"/run/*
 find "${root}/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
 used=$(df -h --output=used "${root}" | tail -n 1 | tr -d ' ')
 umount "${root}"
