@@ -295,7 +295,8 @@ class DomainManager(object):
     # --- tags, metadata, cloud_init ----------------------------------------------------------------
 
     def _apply_extras(self, item, desired, current_root):
-        """Tags and metadata into the virtops element of desired, the cloud-init seed's CD-ROM into its disks."""
+        """Tags, metadata and the seed's digest into the virtops element of desired, the cloud-init seed's
+        CD-ROM into its disks."""
         spec = item.spec
         wanted = md.describe(current_root) if current_root is not None else md.empty()
         if spec.xml is not None and md.find(desired) is not None:
@@ -304,9 +305,10 @@ class DomainManager(object):
             wanted['tags'] = spec.tags
         if spec.metadata is not None:
             wanted['metadata'] = spec.metadata
-        md.apply(desired, wanted)
         if spec.cloud_init is not None:
             self._attach_seed(item, desired, current_root)
+        wanted['seed'] = _recorded_seed(spec, desired, current_root)
+        md.apply(desired, wanted)
 
     def _attach_seed(self, item, desired, current_root):
         spec, about = item.spec, "domain '%s'" % item.spec.name
@@ -340,7 +342,9 @@ class DomainManager(object):
             item.result.add_diff(seeds.shown_image(stored), seeds.shown(wanted.files), header)
 
     def _seed_restart(self, item):
-        """A running guest read its seed at boot: a rewritten one needs a restart."""
+        """A running guest read its seed at boot: a rewritten one needs a restart. The digests in the live XML
+        and the definition tell that in later runs too (_note_restart); a guest that booted before the
+        definition recorded a digest has none in its live XML, and only the run that rewrites its seed knows."""
         if not item.seed_changed or item.state in INACTIVE_STATES or item.reading is None:
             return
         reasons = set(item.result.fields.get('restart_reasons') or ()) | {'cloud_init'}
@@ -352,9 +356,11 @@ class DomainManager(object):
         if (spec.tags is None and spec.metadata is None) or item.state in INACTIVE_STATES or item.reading is None:
             return
         wanted = md.describe(self._predicted_root(item))
-        if md.describe(dx.parse(self._xml(item.dom, XML_LIVE))) == wanted:
+        live = dx.parse(self._xml(item.dom, XML_LIVE))
+        if md.describe(live) == wanted:
             return
-        fragment = None if md.is_empty(wanted) else md.fragment(wanted['tags'], wanted['metadata'])
+        wanted['seed'] = md.seed_digest(live)  # the seed the guest booted with, not the definition's
+        fragment = None if md.is_empty(wanted) else md.fragment(wanted['tags'], wanted['metadata'], wanted['seed'])
         item.result.perform('update_live_metadata', call, spec, 'set the live metadata of', item.dom.setMetadata,
                             libvirt.VIR_DOMAIN_METADATA_ELEMENT, fragment, md.PREFIX, md.NAMESPACE,
                             libvirt.VIR_DOMAIN_AFFECT_LIVE)
@@ -399,6 +405,7 @@ class DomainManager(object):
     def _changed_settings(self, current_root, desired):
         before, after = dx.summarize(current_root), dx.summarize(desired)
         changed = [key for key in after if before[key] != after[key]]
+        changed.extend(dx.unsummarized_differences(current_root, desired))
         if dx.secrets_of(dx.to_string(current_root)) != dx.secrets_of(dx.to_string(desired)):
             changed.append('graphics password')
         return sorted(changed) or ['definition']
@@ -522,10 +529,22 @@ class DomainManager(object):
 
 
 def _metadata_gaps(desired, current_root):
-    """Full XML is compared as a subset, which a removed tag would pass: tags and metadata compare whole."""
+    """Full XML is compared as a subset, which a removed tag would pass: tags, metadata and the seed's digest
+    compare whole."""
     wanted, found = md.describe(desired), md.describe(current_root)
-    return ['%s: %s, not %s' % (key, wanted[key], found[key]) for key in ('tags', 'metadata')
+    wanted['cloud_init seed'], found['cloud_init seed'] = md.seed_digest(desired), md.seed_digest(current_root)
+    return ['%s: %s, not %s' % (key, wanted[key], found[key]) for key in ('tags', 'metadata', 'cloud_init seed')
             if wanted[key] != found[key]]
+
+
+def _recorded_seed(spec, desired, current_root):
+    """The seed digest the definition records: the wanted seed's; without cloud_init, the one recorded
+    before, as long as the seed is still attached."""
+    if spec.cloud_init is not None:
+        return spec.cloud_init.digest()
+    if not any(seeds.is_seed_of(spec.name, disk) for disk in desired.iter('disk')):
+        return None
+    return md.seed_digest(current_root if current_root is not None else desired)
 
 
 def _diff_text(snapshot, secret_changed=False):

@@ -7,11 +7,17 @@
       <virtops:domain xmlns:virtops="urn:virtops:hypervisor:domain:1">
         <virtops:tag name="web"/>
         <virtops:meta name="role">db</virtops:meta>
+        <virtops:cloud-init seed="sha256:..."/>
       </virtops:domain>
     </metadata>
 
 libvirt_domain writes the element, libvirt_domain_info and the inventory plugin read it. Elements of
 other namespaces in <metadata> (libosinfo, other tools) are never touched.
+
+``cloud-init`` records the digest of the domain's cloud-init seed (only a domain with a seed has it). A
+running domain's live XML keeps the element it booted with, so a live digest other than the definition's
+means the guest has not read its current seed yet. It is no user metadata: describe() leaves it out, and
+seed_digest() reads it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ PREFIX = 'virtops'
 ELEMENT = '{%s}domain' % NAMESPACE
 TAG = '{%s}tag' % NAMESPACE
 META = '{%s}meta' % NAMESPACE
+SEED = '{%s}cloud-init' % NAMESPACE
 
 
 def empty():
@@ -45,35 +52,46 @@ def describe(root):
     return {'tags': tags, 'metadata': metadata}
 
 
-def element(tags, metadata):
-    """The virtops element for these tags and metadata, children in a stable (sorted) order."""
+def seed_digest(root):
+    """The digest ('sha256:<hex>') of the cloud-init seed recorded in a domain XML root, or None."""
+    elem = find(root)
+    seed = elem.find(SEED) if elem is not None else None
+    return seed.get('seed') if seed is not None else None
+
+
+def element(tags, metadata, seed=None):
+    """The virtops element for these tags, metadata and seed digest, children in a stable (sorted) order."""
     elem = ET.Element(ELEMENT)
     for name in sorted(set(tags or ())):
         ET.SubElement(elem, TAG, {'name': name})
     for name, value in sorted((metadata or {}).items()):
         ET.SubElement(elem, META, {'name': name}).text = value
+    if seed:
+        ET.SubElement(elem, SEED, {'seed': seed})
     return elem
 
 
-def fragment(tags, metadata):
+def fragment(tags, metadata, seed=None):
     """The element without namespace, as virDomainSetMetadata takes it (libvirt adds key and URI)."""
     elem = ET.Element('domain')
-    for child in element(tags, metadata):
+    for child in element(tags, metadata, seed):
         ET.SubElement(elem, child.tag.split('}', 1)[1], child.attrib).text = child.text
     return ET.tostring(elem, encoding='unicode')
 
 
 def is_empty(wanted):
-    return not wanted['tags'] and not wanted['metadata']
+    return not wanted['tags'] and not wanted['metadata'] and not wanted.get('seed')
 
 
 def apply(root, wanted):
-    """Put the wanted {'tags', 'metadata'} into a domain XML root; an empty one removes the element.
+    """Put the wanted {'tags', 'metadata', 'seed' (optional)} into a domain XML root; an empty one removes
+    the element.
 
     The existing element is replaced in place (its position among other tools' metadata kept), and left
     alone when it already says the same, so an unchanged definition compares equal.
     """
-    if describe(root) == {'tags': sorted(set(wanted['tags'])), 'metadata': dict(wanted['metadata'])}:
+    if (describe(root) == {'tags': sorted(set(wanted['tags'])), 'metadata': dict(wanted['metadata'])}
+            and seed_digest(root) == wanted.get('seed')):
         return
     metadata = root.find('metadata')
     current = find(root)
@@ -83,7 +101,7 @@ def apply(root, wanted):
             if not len(metadata):
                 root.remove(metadata)
         return
-    new = element(wanted['tags'], wanted['metadata'])
+    new = element(wanted['tags'], wanted['metadata'], wanted.get('seed'))
     if metadata is None:
         metadata = ET.Element('metadata')
         root.insert(_metadata_index(root), metadata)

@@ -18,7 +18,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import
 
 STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
 STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot', 'disks', 'interfaces',
-                      'serial_console', 'serial_log', 'graphics')
+                      'serial_console', 'serial_log', 'graphics', 'guest_agent')
 ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'apply': 'next_boot',
                  'remove_storage': False, 'autostart': None}
 ITEM_DEFAULTS.update(WAIT_DEFAULTS)
@@ -223,6 +223,7 @@ DOMAIN_OPTIONS = {
         'port': {'type': 'int'},
         'password': {'type': 'str', 'no_log': True},
     }},
+    'guest_agent': {'type': 'bool'},
     'tags': {'type': 'list', 'elements': 'str'},
     'metadata': {'type': 'dict'},
     'cloud_init': {'type': 'dict', 'options': CLOUD_INIT_OPTIONS},

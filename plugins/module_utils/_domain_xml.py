@@ -20,6 +20,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_metadata as domain_metadata
+from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_addresses import AGENT_CHANNEL
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import ModuleFailure
 
 MEMORY_UNITS = {
@@ -223,6 +224,8 @@ def apply_options(root, options, machine_aliases=None):
         _apply_serial(devices, options.get('serial_console'), options.get('serial_log'))
     if options.get('graphics'):
         _apply_graphics(devices, options['graphics'])
+    if options.get('guest_agent') is not None:
+        _apply_guest_agent(devices, options['guest_agent'])
     return root
 
 
@@ -511,7 +514,7 @@ def _match(wanted, existing, rules):
 
 def _device_insert_index(devices, tag):
     """Where devices of this tag go: where they were, else after the emulator and the disks."""
-    order = ('emulator', 'disk', 'controller', 'interface', 'serial', 'console', 'input', 'graphics')
+    order = ('emulator', 'disk', 'controller', 'interface', 'serial', 'console', 'channel', 'input', 'graphics')
     later = order[order.index(tag) + 1:] if tag in order else ()
     for index, child in enumerate(devices):
         if child.tag in later or child.tag not in order:
@@ -576,6 +579,28 @@ def _apply_graphics(devices, graphics):
             elem.attrib.pop('passwd', None)
         elif elem.get('passwd') != password:
             elem.set('passwd', password)
+
+
+def is_guest_agent_channel(elem):
+    target = elem.find('target')
+    return target is not None and target.get('name') == AGENT_CHANNEL
+
+
+def has_guest_agent(root):
+    return any(is_guest_agent_channel(elem) for elem in root.findall('devices/channel'))
+
+
+def _apply_guest_agent(devices, enabled):
+    """A virtio channel named for qemu-ga; libvirt picks its socket and adds the virtio-serial controller."""
+    channels = [elem for elem in devices.findall('channel') if is_guest_agent_channel(elem)]
+    if not enabled:
+        for elem in channels:
+            devices.remove(elem)
+        return
+    if not channels:
+        channel = ET.Element('channel', {'type': 'unix'})
+        ET.SubElement(channel, 'target', {'type': 'virtio', 'name': AGENT_CHANNEL})
+        devices.insert(_device_insert_index(devices, 'channel'), channel)
 
 
 # --- full XML ----------------------------------------------------------------------------------
@@ -820,4 +845,16 @@ def restart_differences(live, inactive):
             right = [dict(item, port=None if item['port'] == -1 else item['port']) for item in right]
         if left != right:
             changed.append(key)
+    changed.extend(unsummarized_differences(live, inactive, seed_unknown_ok=True))
+    return changed
+
+
+def unsummarized_differences(before, after, seed_unknown_ok=False):
+    """Settings summarize() leaves out that differ: 'guest_agent' (the channel) and 'cloud_init' (the digest of
+    the seed). seed_unknown_ok: a side without a digest (a guest booted before digests were recorded) is no
+    difference."""
+    changed = ['guest_agent'] if has_guest_agent(before) != has_guest_agent(after) else []
+    seeds = domain_metadata.seed_digest(before), domain_metadata.seed_digest(after)
+    if seeds[0] != seeds[1] and not (seed_unknown_ok and None in seeds):
+        changed.append('cloud_init')
     return changed

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
@@ -372,3 +373,54 @@ def test_conflicts_are_retried_a_bounded_number_of_times(domain, name):
     assert plans == ['shutoff', 'running', 'shutoff']
     assert str(failed.value).startswith("cannot start domain '%s'" % name)
     assert result.as_dict()['actions'] == []
+
+
+# --- guest_agent -------------------------------------------------------------------------------
+
+def agent_channels(xml):
+    return [channel for channel in ET.fromstring(xml).iter('channel')
+            if channel.find('target') is not None and channel.find('target').get('name') == 'org.qemu.guest_agent.0']
+
+
+def four_ways(domain, args):
+    check = domain(args, check=True)
+    real = domain(args)
+    assert check['changed'] is True and real['changed'] is True and check['actions'] == real['actions'], (check, real)
+    for again in (domain(args), domain(args, check=True)):
+        assert again['changed'] is False, again
+    return check, real
+
+
+def test_guest_agent_adds_and_removes_the_channel_four_ways(domain, name):
+    domain(structured(name))
+    check, real = four_ways(domain, structured(name, guest_agent=True))
+    assert real['actions'] == ['update'] and check['differences'] == real['differences'] == ['guest_agent']
+    [channel] = agent_channels(definition(name))
+    assert channel.get('type') == 'unix' and channel.find('target').get('type') == 'virtio'
+    assert "name='org.qemu.guest_agent.0'" in check['diff']['after'] and 'guest_agent' not in check['diff']['before']
+    assert domain(structured(name))['changed'] is False, 'omitted: the channel stays'
+    assert agent_channels(definition(name))
+    _check, real = four_ways(domain, structured(name, guest_agent=False))
+    assert real['differences'] == ['guest_agent'] and agent_channels(definition(name)) == []
+
+
+def test_a_new_domain_gets_the_guest_agent_channel(domain, name):
+    _check, real = four_ways(domain, structured(name, guest_agent=True))
+    assert real['actions'] == ['define'] and len(agent_channels(definition(name))) == 1
+
+
+def test_guest_agent_on_a_running_domain_asks_for_a_restart(domain, name):
+    domain(structured(name, state='running'))
+    check, real = four_ways(domain, structured(name, state='running', guest_agent=True))
+    for result in (check, real):
+        assert result['restart_required'] is True and result['restart_reasons'] == ['guest_agent']
+    assert domain(structured(name, state='running'))['restart_required'] is True
+    restarted = domain(structured(name, state='running', apply='restart', shutdown_timeout=1, force=True))
+    assert restarted['restarted'] is True and restarted['restart_required'] is False
+    assert agent_channels(conn().lookupByName(name).XMLDesc(0))
+
+
+def test_guest_agent_and_xml_are_mutually_exclusive(domain, name):
+    xml = "<domain type='test'><name>%s</name><memory>131072</memory><os><type>hvm</type></os></domain>" % name
+    result = domain({'xml': xml, 'guest_agent': True})
+    assert result['failed'] and 'mutually exclusive' in result['msg'] and 'guest_agent' in result['msg']

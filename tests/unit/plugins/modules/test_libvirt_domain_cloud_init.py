@@ -215,8 +215,11 @@ def test_changed_user_data_rebuilds_the_seed_with_a_new_instance_id(domain, name
     first = open(seed_path(tmp_path, name), 'rb').read()
     changed = cloud_init(user_data='#cloud-config\npackages: [nginx]\n')
     check, real = four_ways(domain, structured(name, disk_dir=str(tmp_path), cloud_init=changed))
-    assert real['actions'] == ['update_seed'] and real['differences'] == []
-    [seed_diff] = real['diff'] if isinstance(real['diff'], list) else [real['diff']]
+    assert real['actions'] == ['update_seed', 'update'] and real['differences'] == ['cloud_init']
+    seed_diff, definition_diff = real['diff']
+    assert 'cloud-init seed' in seed_diff['after_header']
+    assert 'virtops:cloud-init seed="%s"' % real['cloud_init']['sha256'] in definition_diff['after']
+    assert 'virtops:cloud-init seed="%s"' % seed.digest(first) in definition_diff['before']
     assert seed_diff['before'].count('sha256:') == seed_diff['after'].count('sha256:') == 1
     assert seed_diff['before'] != seed_diff['after'] and '"zone": "a"' in seed_diff['before']
     second = open(seed_path(tmp_path, name), 'rb').read()
@@ -225,13 +228,64 @@ def test_changed_user_data_rebuilds_the_seed_with_a_new_instance_id(domain, name
     assert json.loads(seed.read_iso(first)['meta-data'])['instance-id'] != real['cloud_init']['instance_id']
 
 
-def test_a_rewritten_seed_of_a_running_domain_asks_for_a_restart(domain, name, tmp_path):
+def test_a_rewritten_seed_of_a_running_domain_asks_for_a_restart_until_it_restarts(domain, name, tmp_path):
     domain(structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(), state='running'))
+    booted_with = md.seed_digest(ET.fromstring(lookup(name).XMLDesc(0)))
     args = structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(meta_data={'zone': 'b'}), state='running')
-    check = domain(args, check=True)
-    real = domain(args)
+    check, real = four_ways(domain, args)
     for result in (check, real):
-        assert result['restart_required'] is True and 'cloud_init' in result['restart_reasons']
+        assert result['restart_required'] is True and result['restart_reasons'] == ['cloud_init']
+    for later in (domain(args), domain(args, check=True), domain({'name': name})):
+        assert later['changed'] is False and later['restart_required'] is True, later
+        assert later['restart_reasons'] == ['cloud_init']
+    assert md.seed_digest(ET.fromstring(lookup(name).XMLDesc(0))) == booted_with, 'the live XML keeps its digest'
+    restart = dict(args, apply='restart', shutdown_timeout=1, force=True)
+    check = domain(restart, check=True)
+    assert check['actions'] == ['restart'] and check['restart_required'] is False
+    real = domain(restart)
+    assert real['actions'] == ['restart'] and real['restarted'] is True and real['restart_required'] is False
+    for later in (domain(restart), domain(restart, check=True)):
+        assert later['changed'] is False and later['restart_required'] is False, later
+    assert md.seed_digest(ET.fromstring(lookup(name).XMLDesc(0))) == real['cloud_init']['sha256']
+
+
+def test_tags_set_live_keep_the_digest_the_guest_booted_with(domain, name, tmp_path):
+    domain(structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(), state='running'))
+    booted_with = md.seed_digest(ET.fromstring(lookup(name).XMLDesc(0)))
+    args = structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(meta_data={'zone': 'd'}), state='running',
+                      tags=['live'])
+    _check, real = four_ways(domain, args)
+    assert real['actions'] == ['update_seed', 'update', 'update_live_metadata']
+    live = ET.fromstring(lookup(name).XMLDesc(0))
+    assert md.describe(live)['tags'] == ['live'] and md.seed_digest(live) == booted_with
+    assert stored_metadata(name) == {'tags': ['live'], 'metadata': {}}
+    assert md.seed_digest(ET.fromstring(lookup(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))) == \
+        real['cloud_init']['sha256']
+    assert domain(args)['restart_required'] is True
+
+
+def test_a_domain_defined_before_seed_digests_gets_one_without_a_restart(domain, name, tmp_path):
+    args = structured(name, disk_dir=str(tmp_path), cloud_init=cloud_init(), state='running', tags=['old'])
+    domain(args)
+    dom = lookup(name)
+    root = ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    old_element = md.element(['old'], {})  # what libvirt_domain 1.0 wrote: no digest
+    holder = root.find('metadata')
+    holder.remove(md.find(root))
+    holder.append(old_element)
+    libvirt.open(URI).defineXML(ET.tostring(root, encoding='unicode'))
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, md.fragment(['old'], {}), md.PREFIX, md.NAMESPACE,
+                    libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    assert md.seed_digest(ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))) is None
+
+    def verify(real):
+        assert md.seed_digest(ET.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))) == \
+            real['cloud_init']['sha256']
+
+    check, real = four_ways(domain, args, verify)
+    for result in (check, real):
+        assert result['actions'] == ['update'] and result['differences'] == ['cloud_init']
+        assert result['restart_required'] is False and result['cloud_init']['written'] is False
     assert domain(args)['restart_required'] is False
 
 
