@@ -73,7 +73,8 @@ def test_boots_from_its_disk_to_ssh_with_the_seed_applied(image, tmp_path):
         seconds = guest.wait_for_ssh(key, 'test -f /var/lib/virtops/hello', timeout=BOOT_TIMEOUT)
         print('%s: SSH login after %.0f s' % (name, seconds))
 
-        facts = json.loads(guest.ssh(key, 'python3 -', stdin=GUEST_FACTS).stdout)
+        # cloud-init's last stage may still run after the login: `cloud-init status --wait` waits for it.
+        facts = json.loads(guest.ssh(key, 'python3 -', stdin=GUEST_FACTS, timeout=180).stdout)
         assert facts['hello'] == token
         assert facts['hostname'] == name
         # The overlay is 4 GiB; the image's root file system 2 GiB: cloud-init grew partition and file system.
