@@ -214,6 +214,15 @@ options:
   serial_log:
     description: Log the serial console to this file on the host (overwritten at each start).
     type: path
+  guest_agent:
+    description:
+      - V(true) adds the QEMU guest agent's channel, C(<channel type="unix"><target type="virtio"
+        name="org.qemu.guest_agent.0"/></channel>) (libvirt picks the socket path and adds the virtio-serial
+        controller); V(false) removes it. Not given, the channel stays as it is.
+      - The guest needs qemu-ga running for C(wait_for=agent) and the C(agent) address source.
+      - Changing it on a running domain sets RV(restart_required) with the reason C(guest_agent).
+    type: bool
+    version_added: 1.1.0
   graphics:
     description: Graphical console.
     type: dict
@@ -265,8 +274,13 @@ options:
       - Where it is kept, in this order; a raw volume C(<name>-cidata.iso) in O(cloud_init.pool); else in the
         storage pool of the domain's first disk; else, when the first disk is a file no pool holds (and the
         connection is local), a file C(<name>-cidata.iso) beside it (written atomically, mode 0644).
-      - cloud-init reads the seed when the guest boots. A changed seed of a running domain sets
-        RV(restart_required) with the reason C(cloud_init); O(apply=restart) restarts the guest.
+      - cloud-init reads the seed when the guest boots. The definition records the seed's digest
+        (C(<virtops:cloud-init seed="sha256:<hex>"/>) in the virtops element of C(<metadata>), not part of
+        O(metadata)); the running guest keeps the digest it booted with. While they differ, every run sets
+        RV(restart_required) with the reason C(cloud_init), also after the run that rewrote the seed;
+        O(apply=restart) restarts the guest. A domain whose seed was written before the digest was recorded
+        gets it in its definition at the next run (action V(update), RV(differences) V([cloud_init])), without
+        RV(restart_required) unless the seed changes.
       - The seed is one of the domain's disks. A task whose O(disks) list it is not in (without O(cloud_init))
         detaches it; its volume or file stays until O(state=absent) with O(remove_storage=true), which deletes it.
       - In diff mode the seed's C(meta-data) and C(network-config) are shown as written, C(user-data) and

@@ -206,6 +206,10 @@ options:
       serial_log:
         description: See O(serial_log).
         type: path
+      guest_agent:
+        description: See O(guest_agent).
+        type: bool
+        version_added: 1.1.0
       graphics:
         description: See O(graphics).
         type: dict
@@ -373,10 +377,12 @@ EXAMPLES = r"""
         version: 2
         ethernets:
           eth0: {dhcp4: true}
+    guest_agent: true
     tags: [web, zone-a]
     metadata:
       role: frontend
     state: running
+    wait_for: agent
 
 - name: New user data for a running guest, applied by restarting it (cloud-init runs again as a new instance)
   virtops.hypervisor.libvirt_domain:
@@ -495,8 +501,9 @@ restart_required:
   sample: true
 restart_reasons:
   description:
-    - The settings that differ between the running guest and its definition; V(cloud_init) when this call rewrote
-      the seed of a running guest (it read the old one at boot).
+    - The settings that differ between the running guest and its definition; V(guest_agent) when the agent
+      channel was added or removed; V(cloud_init) when the seed changed since the guest booted (it read the old
+      one).
   returned: when RV(restart_required) is true
   type: list
   elements: str

@@ -335,3 +335,44 @@ def test_two_runs_of_one_batch_at_once_both_converge(domain, guest):
         assert again['changed'] is False, again
     finally:
         domain({'domains': [{'name': name, 'state': 'absent'} for name in names]})
+
+
+def agent_channel(xml):
+    found = re.search(r"<channel type='unix'>.*?name='org\.qemu\.guest_agent\.0'.*?</channel>", xml, re.S)
+    return found.group(0) if found else None
+
+
+def test_guest_agent_channel_added_to_a_running_guest_and_waited_for(domain, guest):
+    name = guest.name
+    domain(dict(guest(), state='running'))
+    wait_for_console(name)
+    args = dict(guest(guest_agent=True), state='running')
+    check = domain(args, check=True)
+    assert check['changed'] is True and check['actions'] == ['update'] and check['differences'] == ['guest_agent']
+    assert agent_channel(virsh('dumpxml', '--inactive', name)) is None, 'check mode changed the definition'
+    real = domain(args)
+    assert real['actions'] == ['update'] and real['differences'] == ['guest_agent']
+    for result in (check, real):
+        assert result['restart_required'] is True and result['restart_reasons'] == ['guest_agent'], result
+    assert agent_channel(check['diff']['after']) is not None and agent_channel(check['diff']['before']) is None
+    assert agent_channel(virsh('dumpxml', '--inactive', name)) is not None
+    assert agent_channel(virsh('dumpxml', name)) is None, 'the running guest gets it at its next boot'
+    for again in (domain(args), domain(args, check=True)):
+        assert again['changed'] is False and again['restart_required'] is True, again
+
+    restarted = domain(dict(args, apply='restart', shutdown_timeout=30, force=True))
+    assert restarted['restarted'] is True and restarted['restart_required'] is False
+    live = agent_channel(virsh('dumpxml', name))
+    assert live is not None and "<source mode='bind' path='" in live and "state='disconnected'" in live, live
+    assert domain(dict(args, guest_agent=None))['changed'] is False, 'omitted: the channel stays'
+
+    started = time.monotonic()
+    waited = domain(dict(args, wait_for='agent', wait_timeout=3))  # the tiny guest runs no qemu-ga
+    assert waited['failed'] and waited['changed'] is False
+    assert name + ': no address' in waited['msg'] and 'guest agent disconnected after 3 s' in waited['msg'], \
+        waited['msg']
+    assert time.monotonic() - started < 30
+
+    removed = domain(dict(guest(guest_agent=False), state='running'))
+    assert removed['actions'] == ['update'] and removed['restart_reasons'] == ['guest_agent']
+    assert agent_channel(virsh('dumpxml', '--inactive', name)) is None

@@ -107,25 +107,36 @@ def test_seed_volume_is_created_attached_and_labelled_cidata(domain, guest, disk
     assert "<target dev='hda' bus='ide'/>" in xml and '<readonly/>' in xml
 
 
-def test_changed_user_data_of_a_running_guest_asks_for_a_restart(domain, guest, disk):
+def test_changed_user_data_of_a_running_guest_asks_for_a_restart_until_it_restarts(domain, guest, disk):
     name = guest.name
     domain(dict(guest(disks=disk, cloud_init=cloud_init()), state='running'))
     wait_for_console(name)
     first = seed_files(name)
     changed = dict(guest(disks=disk, cloud_init=cloud_init(user_data='#cloud-config\nruncmd: [true]\n')),
                    state='running')
-    _check, real = four_ways(domain, changed, ['update_seed'])
+    _check, real = four_ways(domain, changed, ['update_seed', 'update'])
     assert real['restart_required'] is True and real['restart_reasons'] == ['cloud_init']
+    assert real['differences'] == ['cloud_init']
     assert seed_files(name)['user-data'] == b'#cloud-config\nruncmd: [true]\n'
     assert seed_files(name)['meta-data'] != first['meta-data'], 'a new instance-id'
+    digest = "seed='%s'" % real['cloud_init']['sha256']
+    assert digest in virsh('dumpxml', '--inactive', name).replace('"', "'")
+    assert digest not in virsh('dumpxml', name).replace('"', "'"), 'the running guest keeps its digest'
 
-    again = dict(guest(disks=disk, cloud_init=cloud_init()), state='running', apply='restart', shutdown_timeout=30,
-                 force=True)
-    restarted = domain(again)
-    assert restarted['actions'] == ['update_seed', 'restart'] and restarted['restarted'] is True
+    for later in (domain(changed), domain(changed, check=True)):  # the same data in a later run
+        assert later['changed'] is False and later['restart_required'] is True, later
+        assert later['restart_reasons'] == ['cloud_init']
+
+    restart = dict(changed, apply='restart', shutdown_timeout=30, force=True)
+    check = domain(restart, check=True)
+    assert check['actions'] == ['restart'] and check['restart_required'] is False
+    restarted = domain(restart)
+    assert restarted['actions'] == ['restart'] and restarted['restarted'] is True
     assert restarted['restart_required'] is False
     assert virsh('domstate', name) == 'running'
-    assert seed_files(name) == first
+    assert digest in virsh('dumpxml', name).replace('"', "'")
+    for later in (domain(restart), domain(restart, check=True)):
+        assert later['changed'] is False and later['restart_required'] is False, later
 
 
 def test_absent_with_remove_storage_removes_the_seed_and_keeps_other_volumes(domain, guest, disk, pool):

@@ -82,3 +82,26 @@ def test_element_and_fragment_share_the_layout():
     assert [child.get('name') for child in elem] == ['a', 'b', 'k']
     assert md.fragment(['b', 'a'], {'k': 'v'}) == (
         '<domain><tag name="a" /><tag name="b" /><meta name="k">v</meta></domain>')
+
+
+def test_the_seed_digest_is_kept_apart_from_tags_and_metadata():
+    root = dx.parse(TAGGED)
+    assert md.seed_digest(root) is None
+    md.apply(root, {'tags': ['web'], 'metadata': {'role': 'db'}, 'seed': 'sha256:ab'})
+    again = dx.parse(dx.to_string(root))
+    assert md.seed_digest(again) == 'sha256:ab'
+    assert md.describe(again) == {'tags': ['web'], 'metadata': {'role': 'db'}}
+    assert "<virtops:cloud-init seed='sha256:ab'/>" in dx.to_string(again)
+
+
+def test_a_seed_digest_alone_keeps_the_element_and_none_removes_it():
+    root = dx.parse(WITH_OSINFO)
+    md.apply(root, {'tags': [], 'metadata': {}, 'seed': 'sha256:ab'})
+    assert md.seed_digest(root) == 'sha256:ab' and md.describe(root) == md.empty()
+    md.apply(root, {'tags': [], 'metadata': {}, 'seed': None})
+    assert md.find(root) is None and 'libosinfo' in dx.to_string(root)
+
+
+def test_the_live_fragment_carries_the_digest_given():
+    assert md.fragment(['web'], {}, 'sha256:ab') == '<domain><tag name="web" /><cloud-init seed="sha256:ab" /></domain>'
+    assert 'cloud-init' not in md.fragment(['web'], {})

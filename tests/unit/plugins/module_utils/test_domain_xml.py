@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import copy
+import xml.etree.ElementTree as ET
 
 import pytest
 
+from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_metadata as md
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_xml as dx
 
 # `virsh dumpxml --inactive --security-info` of a domain defined on libvirt 9.0 / QEMU 7.2.
@@ -269,3 +271,35 @@ def test_restart_differences_compare_the_running_guest_with_its_next_boot():
     live = live.replace("port='-1' autoport='yes'", "port='5900' autoport='yes'")
     assert dx.restart_differences(dx.parse(live), stored()) == []
     assert dx.restart_differences(dx.parse(live), patched(memory=512, vcpus=1)) == ['memory_mib', 'vcpus']
+
+
+def with_seed(root, digest):
+    md.apply(root, {'tags': [], 'metadata': {}, 'seed': digest})
+    return root
+
+
+def test_a_seed_digest_other_than_the_booted_one_needs_a_restart_an_unknown_one_does_not():
+    booted = with_seed(stored(), 'sha256:aa')
+    assert dx.restart_differences(booted, with_seed(stored(), 'sha256:bb')) == ['cloud_init']
+    assert dx.restart_differences(booted, with_seed(stored(), 'sha256:aa')) == []
+    assert dx.restart_differences(stored(), with_seed(stored(), 'sha256:bb')) == [], 'booted before digests'
+    assert dx.unsummarized_differences(stored(), with_seed(stored(), 'sha256:bb')) == ['cloud_init']
+
+
+def test_guest_agent_adds_one_channel_where_libvirt_puts_it_and_removes_it():
+    root = patched(guest_agent=True)
+    devices = [child.tag for child in root.find('devices')]
+    assert devices.count('channel') == 1 and devices.index('channel') > devices.index('serial')
+    assert dx.has_guest_agent(root) and same(dx.apply_options(copy.deepcopy(root), {'guest_agent': True}), root)
+    assert dx.restart_differences(stored(), root) == ['guest_agent']
+    assert not dx.has_guest_agent(dx.apply_options(root, {'guest_agent': False}))
+    assert same(patched(guest_agent=False), stored())
+
+
+def test_the_channel_libvirt_completed_is_the_same_guest_agent():
+    root = patched(guest_agent=True)
+    channel = [elem for elem in root.iter('channel')][0]
+    channel.insert(0, ET.Element('source', {'mode': 'bind', 'path': '/run/libvirt/qemu/channel/1-web1/org.qemu.guest_agent.0'}))
+    ET.SubElement(channel, 'address', {'type': 'virtio-serial', 'controller': '0', 'bus': '0', 'port': '1'})
+    assert same(dx.apply_options(copy.deepcopy(root), {'guest_agent': True}), root)
+    assert dx.restart_differences(root, patched(guest_agent=True)) == []
