@@ -298,7 +298,7 @@ def test_guest_agent_adds_one_channel_where_libvirt_puts_it_and_removes_it():
 
 def test_the_channel_libvirt_completed_is_the_same_guest_agent():
     root = patched(guest_agent=True)
-    channel = [elem for elem in root.iter('channel')][0]
+    channel = next(root.iter('channel'))
     channel.insert(0, ET.Element('source', {'mode': 'bind', 'path': '/run/libvirt/qemu/channel/1-web1/org.qemu.guest_agent.0'}))
     ET.SubElement(channel, 'address', {'type': 'virtio-serial', 'controller': '0', 'bus': '0', 'port': '1'})
     assert same(dx.apply_options(copy.deepcopy(root), {'guest_agent': True}), root)
