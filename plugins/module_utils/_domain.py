@@ -241,8 +241,13 @@ class DomainManager(object):
         try:
             vol_xml = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).XMLDesc(0)
         except libvirt.libvirtError as exc:
-            raise LibvirtFailure("%svolume '%s' in pool '%s' cannot be read: %s"
-                                 % (where(spec.label), name, pool, error_text(exc)), about="domain '%s'" % spec.name)
+            message = "%svolume '%s' in pool '%s' cannot be read: %s" % (where(spec.label), name, pool, error_text(exc))
+            if not self.result.check_mode:
+                raise LibvirtFailure(message, about="domain '%s'" % spec.name)
+            # --check of a play whose earlier task would create the volume: plan without its format.
+            self.result.warn('%s; check mode plans the disk without its format (a real run fails unless an '
+                             'earlier task creates it)' % message)
+            return disk
         found = re.search(r"<format type='([^']+)'", vol_xml)
         return dict(disk, format=found.group(1) if found else 'raw')
 
@@ -312,7 +317,18 @@ class DomainManager(object):
 
     def _attach_seed(self, item, desired, current_root):
         spec, about = item.spec, "domain '%s'" % item.spec.name
-        location = seeds.locate(self.conn, self.uri, spec.cloud_init, spec.label, spec.name, desired)
+        stored = None
+        try:
+            location = seeds.locate(self.conn, self.uri, spec.cloud_init, spec.label, spec.name, desired)
+        except seeds.PoolUnavailable as unavailable:
+            if not self.result.check_mode:
+                raise
+            # --check of a play whose earlier task would create or start the pool: the seed is to be written.
+            self.result.warn('%s; check mode plans the seed in it (a real run fails unless an earlier task creates '
+                             'or starts it)' % unavailable.msg)
+            location = unavailable.location
+        else:
+            stored = seeds.SeedStore(self.conn).read(location, spec.cloud_init.label, about)
         previous = [disk for root in (desired, current_root) if root is not None for disk in root.iter('disk')
                     if seeds.is_seed_of(spec.name, disk)]
         bus = seeds.cdrom_bus(desired, previous[0].find('target').get('bus') if previous else None)
@@ -320,7 +336,7 @@ class DomainManager(object):
         dx.detach_disks(desired, lambda elem: not seeds.is_seed_of(spec.name, elem)
                         or dx.disk_source(elem) == dx.wanted_disk_source(disk))  # a seed kept elsewhere before
         dx.attach_disk(desired, disk, current_root)
-        item.seed = (location, seeds.SeedStore(self.conn).read(location, spec.cloud_init.label, about))
+        item.seed = (location, stored)
 
     def _write_seed(self, item):
         """(Re)write the seed when its bytes differ from the stored ones; report where it is."""

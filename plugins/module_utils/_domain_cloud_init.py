@@ -186,7 +186,7 @@ def locate(conn, uri, spec, label, domain, root):
     name = seed_name(domain)
     about = "domain '%s'" % domain
     if spec.pool:
-        _active_pool(conn, spec.pool, spec.label, about)
+        _active_pool(conn, spec.pool, spec.label, about, name)
         return Location('volume', spec.pool, name, None)
     source = first_disk_source(root)
     if source is None:
@@ -195,7 +195,7 @@ def locate(conn, uri, spec, label, domain, root):
     kind, value = source
     if kind == 'volume':
         pool = value.split('/', 1)[0]
-        _active_pool(conn, pool, spec.label, about)
+        _active_pool(conn, pool, spec.label, about, name)
         return Location('volume', pool, name, None)
     try:
         pool = conn.storageVolLookupByPath(value).storagePoolLookupByVolume().name()
@@ -211,15 +211,26 @@ def locate(conn, uri, spec, label, domain, root):
     return Location('file', None, name, os.path.join(os.path.dirname(value), name))
 
 
-def _active_pool(conn, name, label, about):
+class PoolUnavailable(LibvirtFailure):
+    """The seed's pool does not exist or is not active (check mode plans the seed in it all the same)."""
+
+    def __init__(self, msg, about, location):
+        super(PoolUnavailable, self).__init__(msg, about=about)
+        self.location = location
+
+
+def _active_pool(conn, name, label, about, seed):
     try:
         pool = conn.storagePoolLookupByName(name)
         active = pool.isActive()
     except libvirt.libvirtError as exc:
+        if is_error(exc, 'VIR_ERR_NO_STORAGE_POOL'):
+            raise PoolUnavailable("%s: storage pool '%s' for the seed: %s" % (label, name, error_text(exc)), about,
+                                  Location('volume', name, seed, None))
         raise LibvirtFailure("%s: storage pool '%s' for the seed: %s" % (label, name, error_text(exc)), about=about)
     if not active:
-        raise LibvirtFailure("%s: storage pool '%s' for the seed is not active; start it first" % (label, name),
-                             about=about)
+        raise PoolUnavailable("%s: storage pool '%s' for the seed is not active; start it first" % (label, name),
+                              about, Location('volume', name, seed, None))
     return pool
 
 

@@ -113,7 +113,16 @@ class VolumeManager(object):
 
     def _pool(self, name):
         if name not in self._pools:
-            pool = find_pool(self.conn, name)
+            try:
+                pool = find_pool(self.conn, name)
+            except LibvirtFailure as failure:
+                if not self.result.check_mode:
+                    raise
+                # --check of a play whose earlier task would create or start the pool: plan on an empty pool.
+                self.result.warn('%s; check mode plans its volumes as if it were empty (a real run fails unless '
+                                 'an earlier task creates or starts it)' % failure.msg)
+                self._pools[name] = (None, {'type': None, 'path': None})
+                return self._pools[name]
             root = ET.fromstring(pool.XMLDesc(0))
             self._pools[name] = (pool, {'type': root.get('type'), 'path': root.findtext('target/path')})
         return self._pools[name]
@@ -122,6 +131,9 @@ class VolumeManager(object):
         spec = item.spec
         item.pool, pool_facts = self._pool(spec.pool)
         item.facts['pool'] = pool_facts
+        if item.pool is None:
+            self._read_for_missing_pool(item)
+            return
         item.vol, item.actual = read_volume(item.pool, spec.name, spec.pool)
         if spec.state == 'absent' or item.actual is not None and (spec.src or spec.url or spec.capacity is not None):
             item.facts['users'] = self._users(item.actual) if item.actual is not None else {}
@@ -133,6 +145,22 @@ class VolumeManager(object):
                 item.facts['stored'] = read_record(item.actual['path'])
             item.facts['source'] = self._source(spec) if spec.src else self._url_source(item)
         if spec.clone_from and item.actual is None:
+            item.facts['origin'] = self._other_volume(spec, spec.clone_from, 'clone_from')
+        if spec.backing:
+            item.facts['backing'] = self._backing(spec)
+
+    def _read_for_missing_pool(self, item):
+        """Check mode, the pool missing: the volume is to be made from its source."""
+        spec = item.spec
+        item.vol, item.actual = None, None
+        if spec.state == 'absent':
+            item.facts['users'] = {}
+            return
+        if spec.src:
+            item.facts['source'] = self._source(spec)
+        elif spec.url:
+            item.facts['source'] = self._url_source(item)
+        if spec.clone_from:
             item.facts['origin'] = self._other_volume(spec, spec.clone_from, 'clone_from')
         if spec.backing:
             item.facts['backing'] = self._backing(spec)
@@ -225,7 +253,8 @@ class VolumeManager(object):
         if wanted in self.planned and self.planned[wanted] is not None:
             return self.planned[wanted]
         if wanted not in self.planned:
-            found = read_volume(self._pool(ref['pool'])[0], ref['volume'], ref['pool'])[1]
+            pool = self._pool(ref['pool'])[0]
+            found = read_volume(pool, ref['volume'], ref['pool'])[1] if pool is not None else None
             if found is not None:
                 return found
         raise ModuleFailure("%svolume '%s' in pool '%s' does not exist"
@@ -234,7 +263,8 @@ class VolumeManager(object):
     def _backing(self, spec):
         if spec.backing.get('volume'):
             other = self._other_volume(spec, spec.backing, 'backing')
-            return {'path': other['path'], 'format': other['format'], 'capacity': other['capacity']}
+            # .get: a volume planned in a pool that check mode could not look into has no path yet
+            return {'path': other.get('path'), 'format': other.get('format'), 'capacity': other.get('capacity')}
         if self._qemu is None:
             self._qemu = QemuImg(self.module)
         info = self._qemu.info(spec.backing['path'], fmt=spec.backing.get('format'))

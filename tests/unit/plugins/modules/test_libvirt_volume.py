@@ -93,11 +93,14 @@ def test_a_batch_makes_a_base_an_overlay_on_it_and_a_clone_of_it(conn, name, cap
 
 
 def test_bad_item_in_a_batch_changes_nothing(conn, name, capsys):
-    for bad, message in (({'pool': 'no-such-pool'}, "volumes[1]: storage pool 'no-such-pool' does not exist"),
-                         ({}, 'volumes[1]: volume \'%s-b\' in pool \'%s\': capacity is needed' % (name, POOL)),
-                         ({'src': '/srv/disk.raw'}, 'volumes[1]: src needs a pool whose volumes are files on this host')):
+    # (Check mode takes a pool that does not exist as empty: test_check_mode_fresh_host.py.)
+    for bad, message, modes in (
+            ({'pool': 'no-such-pool'}, "volumes[1]: storage pool 'no-such-pool' does not exist", (False,)),
+            ({}, 'volumes[1]: volume \'%s-b\' in pool \'%s\': capacity is needed' % (name, POOL), (True, False)),
+            ({'src': '/srv/disk.raw'}, 'volumes[1]: src needs a pool whose volumes are files on this host',
+             (True, False))):
         args = {'pool': POOL, 'volumes': [{'name': name + '-a', 'capacity': '1M'}, dict(bad, name=name + '-b')]}
-        for check in (True, False):
+        for check in modes:
             result = run(libvirt_volume, args, capsys, check)
             assert result['failed'] and not result['changed'], result
             assert message in result['msg'], result['msg']
