@@ -131,6 +131,7 @@ EXAMPLES = r"""
 # inventory/kvm.libvirt.yml: every domain of the local hypervisor
 plugin: virtops.hypervisor.libvirt
 
+---
 # inventory/fleet.libvirt.yml: two remote hypervisors, running domains tagged web, cached for 10 minutes
 plugin: virtops.hypervisor.libvirt
 uris:
@@ -145,6 +146,7 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/virtops-inventory
 cache_timeout: 600
 
+---
 # inventory/lab.libvirt.yml: addresses from the guest agent first, groups from metadata, a user per role
 plugin: virtops.hypervisor.libvirt
 address_sources: [agent, lease]
