@@ -38,7 +38,7 @@ description:
   - Diff mode shows each volume before and after (format, capacity, backing file, the permissions asked for, and
     the source file recorded for O(src), the URL and checksum recorded for O(url)).
   - In check mode a pool that does not exist or is not active (an earlier task of the play, such as
-    M(virtops.hypervisor.libvirt_pool), would create or start it) is taken as empty, with a warning naming it:
+    M(virtops.hypervisor.libvirt_pool), would create or start it) is taken as empty, with a warning naming it;
     its volumes are reported as to be created, without their paths. A real run fails on such a pool.
 author:
   - virtops maintainers (@virtops)
