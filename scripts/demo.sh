@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# make demo [TARGET=container|localhost]: run playbooks/demo.yml: site.yml (a KVM host, then a tiny
-# emulated VM on it), then a snapshot and a revert of the VM (once), printing the summaries.
+# make demo [TARGET=container|localhost]: run playbooks/demo.yml: the kvm_host role and vms.yml (a
+# KVM host, then a tiny emulated VM on it), then a snapshot and a revert of the VM (once), printing
+# the summaries. scripts/demo.sh [TARGET [ansible-playbook options]] passes the options on, e.g.
+# `scripts/demo.sh container --check --diff`.
 # The container target is a Debian 12 container with systemd as PID 1, built without a registry; there
 # the demo also runs playbooks/lab.yml for one VM from the cloud image of scripts/build-cloud-image.sh
 # (served over HTTP on the container's loopback, downloaded by libvirt_volume) and reaches it over SSH
@@ -126,7 +128,9 @@ case ${target} in
         cloud_image=$(tail -n 1 "${demo_dir}/cloud-image.out")
         serve_cloud_image "${cloud_image}"
         # The key cloud-init gives the lab VM's user: made once, kept.
-        [[ -f ${demo_dir}/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C virtops-demo -f "${demo_dir}/id_ed25519"
+        if [[ ! -f ${demo_dir}/id_ed25519 ]]; then
+            ssh-keygen -q -t ed25519 -N '' -C virtops-demo -f "${demo_dir}/id_ed25519"
+        fi
         write_inventories "$(podman container inspect --format '{{.State.Pid}}' "${NAME}")"
         inventory=(-i "${top}/playbooks/inventory/demo_container.yml" -i "${demo_dir}/container.yml"
             -i "${demo_dir}/lab.libvirt.yml")
@@ -151,4 +155,4 @@ guest_dir=$("${top}/scripts/build-guest.sh" | tail -n 1)
 
 cd "${top}"
 "${lock[@]}" "${top}/.venv/bin/ansible-playbook" "${inventory[@]}" -e "virtops_guest_dir=${guest_dir}" \
-    -e "${lab_vars}" playbooks/demo.yml
+    -e "${lab_vars}" playbooks/demo.yml "${@:2}"
