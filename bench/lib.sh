@@ -15,14 +15,14 @@ bench_anchors() {
 
 # bench_container NAME IMAGE [PODMAN_RUN_OPTION...]: a privileged container of IMAGE with systemd up.
 bench_container() {
-    local name=$1 image=$2
+    local container=$1 container_image=$2
     shift 2
-    podman run -d --name "${name}" --privileged "$@" "${image}" >/dev/null
+    podman run -d --name "${container}" --privileged "$@" "${container_image}" >/dev/null
     for _ in $(seq 90); do
-        [[ $(podman exec "${name}" systemctl is-system-running --wait 2>/dev/null) =~ running|degraded ]] && return 0
+        [[ $(podman exec "${container}" systemctl is-system-running --wait 2>/dev/null) =~ running|degraded ]] && return 0
         sleep 1
     done
-    echo "bench: systemd in ${name} did not come up" >&2
+    echo "bench: systemd in ${container} did not come up" >&2
     return 1
 }
 

@@ -4,10 +4,11 @@
 # community.libvirt 2.3.1's virt_cloud_instance in a loop followed by ansible.builtin.wait_for on
 # port 22 of each VM, side by side; then the no-op rerun of both.
 # Both run with ansible-playbook and a local connection INSIDE a privileged container of
-# scripts/build-libvirt-image.sh (virtinst and xorriso installed at bench time for
+# scripts/build-libvirt-image.sh (virtinst, xorriso and python3-yaml installed at bench time for
 # virt_cloud_instance), so the NAT network, its dnsmasq and the TCG guests exist only there. The
 # image of scripts/build-cloud-image.sh is served as .xz with SHA512SUMS by an HTTP server on the
-# container's loopback: both variants start from no downloaded image and download it from there.
+# container's loopback: both variants start from no downloaded image (pool, image_cache_dir of
+# virt_cloud_instance and download_cache of libvirt_volume emptied) and download it from there.
 # Same settings for both (vars.yml): 4 VMs of 1 GiB and 1 vCPU, 4 GiB disks, one NAT network with a
 # DHCP reservation per VM (same MACs), the same cloud-config (the default user with a new SSH key).
 # The variants run one after the other, the other's VMs, disks and image removed; they alternate
@@ -53,7 +54,7 @@ bench_container "${name}" "${image}" -v "${top}:${top}:ro" -v "${collections}:${
 inside() { podman exec -w "${here}" "$@"; }
 inside "${name}" bash -euc '
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtinst xorriso osinfo-db >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtinst xorriso osinfo-db python3-yaml >/dev/null
     systemd-run --unit=bench-cloud-http python3 -m http.server 8084 --bind 127.0.0.1 --directory '"${served}"' >/dev/null 2>&1' ||
     die "preparing the container failed"
 
@@ -78,15 +79,16 @@ clean() {
         done
         virsh pool-refresh bench-cloud >/dev/null
         for vol in $(virsh vol-list bench-cloud | awk "NR > 2 && NF {print \$1}"); do virsh vol-delete "$vol" bench-cloud >/dev/null; done
-        rm -rf /var/lib/libvirt/images/bench-cloud-cache
+        rm -rf /var/lib/libvirt/images/bench-cloud-cache /var/cache/virtops/images
         [[ -z $(virsh list --all --name | grep "^bench-cloud-" || true) ]]'
 }
 
-# disks: MiB allocated by the pool and the download cache, and the disks' modification times.
+# disks: MiB allocated by the pool and the download caches, and the disks' inodes and birth times (a running
+# guest changes a disk's modification time; a disk made again is a new file).
 disks() {
     # shellcheck disable=SC2016 # expanded by the bash inside the container
-    inside "${name}" bash -euc 'du -sm /var/lib/libvirt/images/bench-cloud* | awk "{s += \$1} END {print s}"
-        stat -c "%n %Y" /var/lib/libvirt/images/bench-cloud/bench-cloud-*.qcow2'
+    inside "${name}" bash -euc 'du -sm /var/lib/libvirt/images/bench-cloud* /var/cache/virtops/images 2>/dev/null | awk "{s += \$1} END {print s}"
+        stat -c "%n %i %W" /var/lib/libvirt/images/bench-cloud/bench-cloud-*.qcow2'
 }
 
 declare -A times=() rerun_changed=() notes=()
@@ -114,8 +116,8 @@ measure() {
     before=$(disks)
     record "$1" rerun
     after=$(disks)
-    notes[$1]="$(head -n 1 <<<"${before}") MiB on disk after the first run; the VMs' disk files"
-    if [[ ${before} == "${after}" ]]; then notes[$1]+=" untouched by the rerun"; else notes[$1]+=" rewritten by the rerun"; fi
+    notes[$1]="$(head -n 1 <<<"${before}") MiB on disk after the first run; the VMs' disks"
+    if [[ $(tail -n +2 <<<"${before}") == $(tail -n +2 <<<"${after}") ]]; then notes[$1]+=" kept by the rerun"; else notes[$1]+=" made again by the rerun"; fi
 }
 
 exec 8>/var/tmp/virtops-heavy.lock
