@@ -13,11 +13,11 @@
 # DHCP reservation per VM (same MACs), the same cloud-config (the default user with a new SSH key).
 # The variants run one after the other, the other's VMs, disks and image removed; they alternate
 # which goes first. Measured: the first run (until all 4 VMs answer on SSH) and the no-op rerun
-# (must be changed=0 for this collection). Medians (bench_median) of BENCH_RUNS runs (default 1), as a markdown
-# table; Ratio = loop time / module time (task durations from the JSON report). The measurement
-# holds /var/tmp/virtops-heavy.lock (other TCG fleets on this machine wait for it).
+# (must be changed=0 for this collection). Medians (bench_median) of BENCH_RUNS runs (default 1),
+# as a markdown table; Ratio = loop time / module time (task durations from the JSON report). The
+# measurement holds /var/tmp/virtops-heavy.lock (other TCG fleets on this machine wait for it).
 # Usage: BENCH_RUNS=1 bench/cloud/run.sh   (root, from the repo root, after `make collection`;
-#   about 10 minutes per run on 2 cores). VIRTOPS_COLLECTIONS: another collections directory
+#   about 7-8 minutes per run on 2 cores). VIRTOPS_COLLECTIONS: another collections directory
 #   with virtops.hypervisor installed (default .build/collections).
 set -euo pipefail
 
