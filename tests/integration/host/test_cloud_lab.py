@@ -49,7 +49,10 @@ def task_result(report, name, play=0):
 
 
 def task_seconds(task):
+    """How long a task of the JSON report took (0 for a meta task, which has no end)."""
     duration = task['task']['duration']
+    if 'end' not in duration:
+        return 0.0
     start, end = (datetime.datetime.fromisoformat(duration[key].replace('Z', '+00:00')) for key in ('start', 'end'))
     return (end - start).total_seconds()
 
