@@ -4,16 +4,15 @@
 # virtualenvs (scripts/venv.sh, which any user runs in their own clone). Every step is skipped when
 # already done. The second line of packages serves tests/integration/test_virt_manager.py: a virtual
 # screen, the accessibility bus that reads virt-manager's window, and `import` for its screenshot.
-# The third line builds and boots the cloud test image (scripts/build-cloud-image.sh,
-# tests/integration/test_cloud_image.py): QEMU, the seed ISO, SSH into the guest; nc carries SSH into
-# the network namespace of a container whose VMs tests and the demo reach (an ssh ProxyCommand).
+# The third line builds the cloud test image (scripts/build-cloud-image.sh) and reaches its guests: SSH,
+# and nc to carry it into the network namespace of the container they run in (an ssh ProxyCommand).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
 readonly PACKAGES=(python3 python3-venv python3-dev gcc make rsync git shellcheck pkg-config libvirt-dev pandoc
     xvfb at-spi2-core python3-pyatspi dbus imagemagick
-    debootstrap fdisk e2fsprogs qemu-utils qemu-system-x86 xz-utils xorriso openssh-client netcat-openbsd)
+    debootstrap fdisk e2fsprogs qemu-utils xz-utils openssh-client netcat-openbsd)
 
 # shellcheck source=scripts/lib.sh
 source "${top}/scripts/lib.sh"
