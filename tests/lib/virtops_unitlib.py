@@ -31,7 +31,12 @@ except ImportError:  # ansible-core 2.17, 2.18: AnsibleModule reads basic._ANSIB
 
 def run_main(module, args, capsys, check=False, diff=True):
     """Run a module's main() in-process with args (and the check and diff flags); its JSON result. capsys is
-    pytest's fixture, which holds what main() printed."""
+    pytest's fixture, which holds what main() printed.
+
+    The result gets `warned`: the module's warnings as one text. Once controller code is imported in the
+    process (the filter and inventory plugin tests import it), ansible-core shows module warnings on stderr
+    instead of returning them; the warnings a user sees are either.
+    """
     with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=diff)):
         try:
             module.main()
@@ -39,7 +44,21 @@ def run_main(module, args, capsys, check=False, diff=True):
             pass
         else:
             raise AssertionError('%s.main() returned without exit_json or fail_json' % module.__name__)
-    return json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    result['warned'] = json.dumps(result.get('warnings', [])) + captured.err
+    return result
+
+
+TEST_DRIVER_URI = 'test:///default'
+
+
+def on_test_driver(module, capsys):
+    """A function that runs module's main() against libvirt's test driver (run_main's result), taking the module
+    arguments as a dict, as keywords or both: call({'name': 'a'}, check=True), call(name='a')."""
+    def call(args=None, check=False, diff=True, **more):
+        return run_main(module, dict(args or {}, uri=TEST_DRIVER_URI, **more), capsys, check, diff)
+    return call
 
 
 # A stdout callback that prints the run as one JSON document: ansible.builtin.json from 2.19 on; before
@@ -47,4 +66,4 @@ def run_main(module, args, capsys, check=False, diff=True):
 JSON_STDOUT_CALLBACK = 'ansible.builtin.json' if tuple(int(part) for part in __version__.split('.')[:2]) >= (2, 19) \
     else 'ansible.posix.json'
 
-__all__ = ['JSON_STDOUT_CALLBACK', 'patch_module_args', 'run_main']
+__all__ = ['JSON_STDOUT_CALLBACK', 'TEST_DRIVER_URI', 'on_test_driver', 'patch_module_args', 'run_main']

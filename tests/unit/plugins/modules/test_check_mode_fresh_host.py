@@ -9,29 +9,13 @@ test driver, test:///default, has no pool of that name.)
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
-from virtops_unitlib import patch_module_args
+from virtops_unitlib import run_main
 
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_domain, libvirt_volume
 
 URI = 'test:///default'
 POOL = 'virtops-not-yet'
 CHECKSUM = 'sha256:' + '0' * 64
-
-
-def run_main(module, args, capsys, check=False):
-    """The module's result, with `warned`: its warnings as text. Once controller code is imported in the process
-    (other unit tests do that), ansible-core shows module warnings on stderr instead of returning them."""
-    with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=True)):
-        with pytest.raises(SystemExit):
-            module.main()
-    captured = capsys.readouterr()
-    result = json.loads(captured.out)
-    result['warned'] = json.dumps(result.get('warnings', [])) + captured.err
-    return result
 
 
 def volumes_args():

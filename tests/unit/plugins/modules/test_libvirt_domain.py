@@ -20,7 +20,7 @@ import libvirt  # requirements-dev.txt installs libvirt-python: a missing bindin
 import pytest
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from virtops_unitlib import patch_module_args  # noqa: E402
+from virtops_unitlib import on_test_driver, patch_module_args, run_main  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.module_utils._domain import DomainManager  # noqa: E402
@@ -33,34 +33,19 @@ URI = 'test:///default'
 _names = itertools.count()
 
 
-@pytest.fixture(scope='module', autouse=True)
-def test_driver():
-    """The test driver forgets its domains when its last connection closes: hold one open."""
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
-
-
-def run(module, args, check=False, diff=True, capsys=None):
-    with patch_module_args(dict(args, _ansible_check_mode=check, _ansible_diff=diff)):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
+# The test driver forgets what the tests made when its last connection closes: the fixture holds one open.
+pytestmark = pytest.mark.usefixtures('libvirt_test_conn')
 
 
 @pytest.fixture
 def domain(capsys):
     """Run libvirt_domain on the test driver."""
-    def call(args, check=False, diff=True):
-        return run(libvirt_domain, dict(args, uri=URI), check, diff, capsys)
-    return call
+    return on_test_driver(libvirt_domain, capsys)
 
 
 @pytest.fixture
 def info(capsys):
-    def call(**args):
-        return run(libvirt_domain_info, dict(args, uri=URI), capsys=capsys)
-    return call
+    return on_test_driver(libvirt_domain_info, capsys)
 
 
 @pytest.fixture
@@ -275,7 +260,7 @@ def test_existing_definition_survives_a_refused_update(domain, name):
 
 def test_unreachable_daemon_names_the_uri_and_what_to_check(capsys):
     uri = 'qemu+unix:///system?socket=/nonexistent/libvirt-sock'
-    result = run(libvirt_domain, {'name': 'x', 'uri': uri}, capsys=capsys)
+    result = run_main(libvirt_domain, {'name': 'x', 'uri': uri}, capsys)
     assert result['msg'].startswith('cannot connect to libvirt at %s: ' % uri)
     assert 'libvirt daemon runs' in result['msg'] and 'unix_sock_group' in result['msg']
 

@@ -208,7 +208,7 @@ def test_uefi_clone_gets_its_own_nvram_copy(conn, domain, name, tmp_path):
         assert check['clone']['nvram'] == real['clone']['nvram'] == {
             'source': str(vars_file), 'path': str(copied), 'copied': True}
         assert '<nvram>%s</nvram>' % copied in check['diff']['after']
-    check = domain(args, check=True)
+    domain(args, check=True)
     assert not copied.exists(), 'check mode copies nothing'
     four_ways(domain, args, verify)
     assert copied.read_bytes() == b'efi variables of the source' and oct(copied.stat().st_mode & 0o777) == '0o600'

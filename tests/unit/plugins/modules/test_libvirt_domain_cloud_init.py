@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
-from virtops_unitlib import run_main  # noqa: E402
+from virtops_unitlib import on_test_driver  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _cloud_init_seed as seed  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _domain_metadata as md  # noqa: E402
@@ -27,26 +27,18 @@ _names = itertools.count()
 SECRET = 'Sup3r-S3cret-Passw0rd'
 
 
-@pytest.fixture(scope='module', autouse=True)
-def test_driver():
-    """The test driver forgets its domains when its last connection closes: hold one open."""
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
+# The test driver forgets what the tests made when its last connection closes: the fixture holds one open.
+pytestmark = pytest.mark.usefixtures('libvirt_test_conn')
 
 
 @pytest.fixture
 def domain(capsys):
-    def call(args, check=False, diff=True):
-        return run_main(libvirt_domain, dict(args, uri=URI), capsys, check, diff)
-    return call
+    return on_test_driver(libvirt_domain, capsys)
 
 
 @pytest.fixture
 def info(capsys):
-    def call(**args):
-        return run_main(libvirt_domain_info, dict(args, uri=URI), capsys)
-    return call
+    return on_test_driver(libvirt_domain_info, capsys)
 
 
 @pytest.fixture

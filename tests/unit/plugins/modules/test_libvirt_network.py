@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
-from virtops_unitlib import patch_module_args  # noqa: E402
+from virtops_unitlib import on_test_driver  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _network  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.modules import libvirt_network, libvirt_network_info  # noqa: E402
@@ -41,30 +40,14 @@ def test_driver():
     connection.close()
 
 
-def run(module, args, check=False, diff=True, capsys=None):
-    with patch_module_args(dict(args, uri=URI, _ansible_check_mode=check, _ansible_diff=diff)):
-        with pytest.raises(SystemExit):
-            module.main()
-    captured = capsys.readouterr()
-    report = json.loads(captured.out)
-    # Once controller code is imported in the process (the filter plugin tests import it), ansible-core
-    # shows module warnings on stderr instead of returning them: the warnings a user sees are either.
-    report['warned'] = json.dumps(report.get('warnings', [])) + captured.err
-    return report
-
-
 @pytest.fixture
 def network(capsys):
-    def call(args, check=False, diff=True):
-        return run(libvirt_network, args, check, diff, capsys)
-    return call
+    return on_test_driver(libvirt_network, capsys)
 
 
 @pytest.fixture
 def info(capsys):
-    def call(**args):
-        return run(libvirt_network_info, args, capsys=capsys)
-    return call
+    return on_test_driver(libvirt_network_info, capsys)
 
 
 @pytest.fixture

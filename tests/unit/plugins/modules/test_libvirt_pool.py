@@ -16,7 +16,7 @@ import stat
 import libvirt  # requirements-dev.txt installs libvirt-python: a missing binding is a failure, not a skip
 import pytest
 
-from virtops_unitlib import run_main  # noqa: E402
+from virtops_unitlib import on_test_driver  # noqa: E402
 
 from ansible_collections.virtops.hypervisor.plugins.module_utils import _pool  # noqa: E402
 from ansible_collections.virtops.hypervisor.plugins.module_utils._contract import Result  # noqa: E402
@@ -28,26 +28,18 @@ URI = 'test:///default'
 _names = itertools.count()
 
 
-@pytest.fixture(scope='module', autouse=True)
-def test_driver():
-    """The test driver forgets its pools when its last connection closes: hold one open."""
-    connection = libvirt.open(URI)
-    yield connection
-    connection.close()
+# The test driver forgets what the tests made when its last connection closes: the fixture holds one open.
+pytestmark = pytest.mark.usefixtures('libvirt_test_conn')
 
 
 @pytest.fixture
 def pool(capsys):
-    def call(args, check=False, diff=True):
-        return run_main(libvirt_pool, dict(args, uri=URI), capsys, check, diff)
-    return call
+    return on_test_driver(libvirt_pool, capsys)
 
 
 @pytest.fixture
 def info(capsys):
-    def call(**args):
-        return run_main(libvirt_pool_info, dict(args, uri=URI), capsys)
-    return call
+    return on_test_driver(libvirt_pool_info, capsys)
 
 
 @pytest.fixture
