@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'libvirt_objects'))
-from report import changed, seconds  # noqa: E402 pylint: disable=wrong-import-position
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tests' / 'lib'))
+from virtops_playbook_report import changed_count, task_seconds  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def main():
@@ -21,7 +21,7 @@ def main():
         host = next(iter(task['hosts'].values()))
         if host.get('failed'):
             sys.exit('task %r failed: %s' % (task['task']['name'], host.get('msg')))
-        took, count = seconds(task), changed(host)
+        took, count = task_seconds(task), changed_count(host)
         print('%.3f %d %s' % (took, count, task['task']['name']))
         total[0] += took
         total[1] += count

@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tests' / 'lib'))
+from virtops_playbook_report import task_seconds  # noqa: E402 pylint: disable=wrong-import-position
 
 
 def main():
@@ -15,9 +18,7 @@ def main():
     host = next(iter(task['hosts'].values()))
     if host.get('failed'):
         sys.exit('task failed: %s' % host.get('msg'))
-    times = [datetime.datetime.fromisoformat(task['task']['duration'][key].rstrip('Z'))
-             for key in ('start', 'end')]
-    print('%.3f %d' % ((times[1] - times[0]).total_seconds(), int(bool(host.get('changed')))))
+    print('%.3f %d' % (task_seconds(task), int(bool(host.get('changed')))))
 
 
 if __name__ == '__main__':

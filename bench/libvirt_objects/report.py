@@ -6,22 +6,14 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tests' / 'lib'))
+from virtops_playbook_report import changed_count, task_seconds  # noqa: E402 pylint: disable=wrong-import-position
 
 KINDS = ('network', 'pool', 'volume')
-
-
-def seconds(task):
-    start, end = (datetime.datetime.fromisoformat(task['task']['duration'][key].rstrip('Z')) for key in ('start', 'end'))
-    return (end - start).total_seconds()
-
-
-def changed(host):
-    if 'results' in host:
-        return sum(1 for item in host['results'] if item.get('changed'))
-    return int(bool(host.get('changed')))
 
 
 def main():
@@ -32,8 +24,8 @@ def main():
         if host.get('failed'):
             sys.exit('task %r failed: %s' % (task['task']['name'], host.get('msg')))
         kind = next(kind for kind in KINDS if kind in task['task']['name'].lower())
-        totals[kind][0] += seconds(task)
-        totals[kind][1] += changed(host)
+        totals[kind][0] += task_seconds(task)
+        totals[kind][1] += changed_count(host)
     for kind in KINDS:
         print('%s %.3f %d' % (kind, totals[kind][0], totals[kind][1]))
 

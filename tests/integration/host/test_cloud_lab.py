@@ -12,7 +12,6 @@ under TCG for the three) and every check that needs a booted guest runs against 
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from virtops_cloud import build_image, ssh_keypair
+from virtops_playbook_report import task_seconds
 from virtops_testlib import COLLECTIONS, PREFIX, REPO, ansible_inventory
 
 LAB = PREFIX + 'lab'
@@ -46,15 +46,6 @@ def task_result(report, name, play=0):
         if task['task']['name'] == name:
             return list(task['hosts'].values())[0]
     raise AssertionError('no task %r in %s' % (name, [t['task']['name'] for t in report['plays'][play]['tasks']]))
-
-
-def task_seconds(task):
-    """How long a task of the JSON report took (0 for a meta task, which has no end)."""
-    duration = task['task']['duration']
-    if 'end' not in duration:
-        return 0.0
-    start, end = (datetime.datetime.fromisoformat(duration[key].replace('Z', '+00:00')) for key in ('start', 'end'))
-    return (end - start).total_seconds()
 
 
 def failures(report):
