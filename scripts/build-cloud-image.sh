@@ -129,22 +129,9 @@ is_current() {
     [[ -f ${image} && -f ${image}.xz && -f ${outdir}/SHA256SUMS && -f ${outdir}/SHA512SUMS &&
         -f ${outdir}/.hash && $(<"${outdir}/.hash") == "${hash}" ]]
 }
-if is_current; then
-    step "cached ${image} (${hash}: ${pins[*]})"
-    printf '%s\n' "${image}"
-    exit 0
-fi
+reuse_or_lock "${outdir}.lock" is_current "${image}" "${hash}: ${pins[*]}"
 
 # --- 2. build ----------------------------------------------------------------------------
-mkdir -p "$(dirname "${outdir}")"
-# One build per OUTDIR at a time; a waiter finds the other's result.
-exec 9>"${outdir}.lock"
-flock 9
-if is_current; then
-    step "cached ${image} (built meanwhile)"
-    printf '%s\n' "${image}"
-    exit 0
-fi
 step "building ${image} (${hash}: ${pins[*]})"
 ensure_packages build-cloud-image debootstrap qemu-utils xz-utils fdisk e2fsprogs >&2
 
@@ -162,11 +149,7 @@ cleanup() {
         partx -d "${loop}" 2>/dev/null || true
         losetup -d "${loop}" || true
     fi
-    if [[ ${KEEP_BUILD_DIR:-0} == 1 ]]; then
-        step "kept ${workdir}"
-    else
-        rm -rf --one-file-system "${workdir}"
-    fi
+    remove_build_dir "${workdir}"
     exit "${rc}"
 }
 trap cleanup EXIT

@@ -104,37 +104,15 @@ is_current() {
     [[ -f ${outdir}/vmlinuz && -f ${outdir}/initrd.img && -f ${outdir}/.hash &&
         $(<"${outdir}/.hash") == "${hash}" ]]
 }
-if is_current; then
-    step "cached ${outdir} (${hash}: ${kpkg} ${kver}, ${BUSYBOX_PKG} ${bbver})"
-    printf '%s\n' "${outdir}"
-    exit 0
-fi
+reuse_or_lock "${outdir}.lock" is_current "${outdir}" "${hash}: ${kpkg} ${kver}, ${BUSYBOX_PKG} ${bbver}"
 
 # --- 2. build ----------------------------------------------------------------------------
-mkdir -p "$(dirname "${outdir}")"
-# One build per OUTDIR at a time; a waiter finds the other's result.
-exec 9>"${outdir}.lock"
-flock 9
-if is_current; then
-    step "cached ${outdir} (built meanwhile)"
-    printf '%s\n' "${outdir}"
-    exit 0
-fi
 step "building ${outdir} (${hash}: ${kpkg} ${kver}, ${BUSYBOX_PKG} ${bbver})"
 ensure_packages build-guest cpio >&2
 
 # A temp dir next to OUTDIR: the results are renamed into place on the same filesystem.
 workdir=$(mktemp -d "${outdir}.build.XXXXXX")
-cleanup() {
-    local rc=$?
-    if [[ ${KEEP_BUILD_DIR:-0} == 1 ]]; then
-        step "kept ${workdir}"
-    else
-        rm -rf --one-file-system "${workdir}"
-    fi
-    exit "${rc}"
-}
-trap cleanup EXIT
+trap 'remove_build_dir "${workdir}"' EXIT
 trap 'exit 130' INT TERM
 
 # fetch PACKAGE VERSION: print the cached .deb of exactly that version, downloading it if needed.

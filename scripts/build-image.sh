@@ -45,6 +45,8 @@ readonly MASK_UNITS=(
 
 step() { printf '%s\n' "build-image: $*" >&2; }
 die() { printf '%s\n' "build-image: ERROR: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib.sh"
 
 usage() { die "usage: $0 <bookworm|trixie|sid|12|13>"; }
 
@@ -82,22 +84,7 @@ script=${release}
 
 workdir=$(mktemp -d /var/tmp/virtops-debian-build.XXXXXX)
 rootfs=${workdir}/rootfs
-cleanup() {
-    local rc=$? mnt
-    # Never rm -rf through a mount that debootstrap left behind (proc, sys, dev).
-    if [[ -d ${workdir} ]]; then
-        while read -r mnt; do
-            umount -l "${mnt}" 2>/dev/null || true
-        done < <(awk -v p="${workdir}/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
-        if [[ ${KEEP_BUILD_DIR:-0} == 1 ]]; then
-            step "kept ${workdir}"
-        else
-            rm -rf --one-file-system "${workdir}"
-        fi
-    fi
-    exit "${rc}"
-}
-trap cleanup EXIT
+trap 'remove_build_dir "${workdir}"' EXIT
 trap 'exit 130' INT TERM
 
 # The first URI in the host's apt sources (deb822 *.sources, then one-line *.list) whose suite is

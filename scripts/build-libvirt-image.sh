@@ -19,7 +19,6 @@
 #   - LVM without udev (udev_sync = 0, udev_rules = 0): no udev runs in the container.
 set -euo pipefail
 
-readonly REPO=localhost/virtops-debian
 readonly PACKAGES=(
     libvirt-daemon-system libvirt-clients qemu-system-x86 ipxe-qemu qemu-utils dnsmasq-base iptables
     python3-libvirt python3-lxml lvm2 xfsprogs e2fsprogs util-linux mount
@@ -31,36 +30,15 @@ step() { printf '%s\n' "build-libvirt-image: $*" >&2; }
 die() { printf '%s\n' "build-libvirt-image: ERROR: $*" >&2; exit 1; }
 
 [[ ${EUID} -eq 0 ]] || die "must run as root (rootful podman)"
-base=$("${top}/scripts/build-image.sh" bookworm | tail -n 1)
-base_id=$(podman image inspect --format '{{.Id}}' "${base}")
-self=$(readlink -f "${BASH_SOURCE[0]}")
-hash=$({ cat "${self}"; printf '\n%s\n' "${base_id}"; } | sha256sum | cut -c1-12)
-tag="${REPO}:bookworm-libvirt-${hash}"
-
-exec 9>/var/tmp/virtops-debian-bookworm-libvirt.lock
-flock 9
-if podman image exists "${tag}"; then
-    step "cached ${tag}"
-    printf '%s\n' "${tag}"
-    exit 0
-fi
+# shellcheck source=scripts/lib.sh
+source "${top}/scripts/lib.sh"
+derived_image bookworm libvirt "$(readlink -f "${BASH_SOURCE[0]}")"
+image_exists() { podman image exists "${tag}"; }
+reuse_or_lock "/var/tmp/virtops-debian-bookworm-libvirt.lock" image_exists "${tag}" "its base: ${base}"
 
 container=virtops-build-libvirt-$$
-cleanup() {
-    local rc=$?
-    podman rm -f -t 0 "${container}" >/dev/null 2>&1 || true
-    exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 start=${SECONDS}
-podman run -d --name "${container}" "${base}" >/dev/null
-for _ in $(seq 60); do
-    state=$(podman exec "${container}" systemctl is-system-running --wait 2>/dev/null) && break
-    [[ ${state} == degraded ]] && break
-    sleep 1
-done
+start_build_container "${container}" "${base}"
 if ! out=$(podman exec -e PACKAGES="${PACKAGES[*]}" "${container}" bash -euc '
     apt-get update -qq
     # shellcheck disable=SC2086
@@ -81,15 +59,6 @@ if ! out=$(podman exec -e PACKAGES="${PACKAGES[*]}" "${container}" bash -euc '
     die "installing libvirt in ${base} failed"
 fi
 step "$(printf '%s\n' "${out}" | tail -n 1) installed ($((SECONDS - start)) s)"
-podman stop -t 10 "${container}" >/dev/null
-podman commit --quiet "${container}" "${tag}" >/dev/null
-step "podman commit: ${tag}"
-
-while read -r old; do
-    [[ ${old} != "${tag}" ]] || continue
-    if podman rmi "${old}" >/dev/null 2>&1; then
-        step "removed stale ${old}"
-    fi
-done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${REPO}:bookworm-libvirt-*")
+commit_build_container "${container}" "${tag}"
 
 printf '%s\n' "${tag}"

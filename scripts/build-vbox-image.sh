@@ -13,7 +13,6 @@
 #   podman run -d -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw <tag>
 set -euo pipefail
 
-readonly REPO=localhost/virtops-debian
 top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
 
@@ -21,36 +20,15 @@ step() { printf '%s\n' "build-vbox-image: $*" >&2; }
 die() { printf '%s\n' "build-vbox-image: ERROR: $*" >&2; exit 1; }
 
 [[ ${EUID} -eq 0 ]] || die "must run as root (rootful podman)"
-base=$("${top}/scripts/build-image.sh" sid | tail -n 1)
-base_id=$(podman image inspect --format '{{.Id}}' "${base}")
-self=$(readlink -f "${BASH_SOURCE[0]}")
-hash=$({ cat "${self}"; printf '\n%s\n' "${base_id}"; } | sha256sum | cut -c1-12)
-tag="${REPO}:sid-virtualbox-${hash}"
-
-exec 9>/var/tmp/virtops-debian-sid-virtualbox.lock
-flock 9
-if podman image exists "${tag}"; then
-    step "cached ${tag}"
-    printf '%s\n' "${tag}"
-    exit 0
-fi
+# shellcheck source=scripts/lib.sh
+source "${top}/scripts/lib.sh"
+derived_image sid virtualbox "$(readlink -f "${BASH_SOURCE[0]}")"
+image_exists() { podman image exists "${tag}"; }
+reuse_or_lock "/var/tmp/virtops-debian-sid-virtualbox.lock" image_exists "${tag}" "its base: ${base}"
 
 container=virtops-build-vbox-$$
-cleanup() {
-    local rc=$?
-    podman rm -f -t 0 "${container}" >/dev/null 2>&1 || true
-    exit "${rc}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 start=${SECONDS}
-podman run -d --name "${container}" -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw "${base}" >/dev/null
-for _ in $(seq 60); do
-    state=$(podman exec "${container}" systemctl is-system-running --wait 2>/dev/null) && break
-    [[ ${state} == degraded ]] && break
-    sleep 1
-done
+start_build_container "${container}" "${base}" -v /sys/fs/cgroup/unified:/sys/fs/cgroup:rw
 # virtualbox's postinst tries to start virtualbox.service, which fails without the kernel driver:
 # the package still installs (exit 0). The unit is disabled so containers boot "running".
 if ! out=$(podman exec "${container}" bash -euc '
@@ -67,15 +45,6 @@ if ! out=$(podman exec "${container}" bash -euc '
     die "installing virtualbox in ${base} failed"
 fi
 step "virtualbox $(printf '%s\n' "${out}" | tail -n 1) installed ($((SECONDS - start)) s)"
-podman stop -t 10 "${container}" >/dev/null
-podman commit --quiet "${container}" "${tag}" >/dev/null
-step "podman commit: ${tag}"
-
-while read -r old; do
-    [[ ${old} != "${tag}" ]] || continue
-    if podman rmi "${old}" >/dev/null 2>&1; then
-        step "removed stale ${old}"
-    fi
-done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${REPO}:sid-virtualbox-*")
+commit_build_container "${container}" "${tag}"
 
 printf '%s\n' "${tag}"

@@ -57,3 +57,85 @@ field() { awk -v p="$1" -v f="$2: " '/^Package: / { ours = ($2 == p) } ours && i
 kernel_package() {
     field "$1" Depends | sed 's/[,|]/\n/g' | sed -n 's/^ *\(linux-image-[^ ]*\).*/\1/p' | head -n 1
 }
+
+# --- The build scripts' shared steps (build-image, build-guest, build-cloud-image, build-libvirt-image,
+# build-vbox-image). They decide nothing about what a build puts out, so the content hashes that name
+# the images cover the scripts, not this file. They call the calling script's step and die.
+
+# reuse_or_lock LOCKFILE CHECK RESULT SAYING: one build at a time per LOCKFILE (held on fd 9 until the
+# script ends). When the command CHECK succeeds, before the lock or once a build that held it has
+# ended, say "cached RESULT (SAYING)", print RESULT on stdout and end the script.
+reuse_or_lock() {
+    local lock=$1 check=$2 result=$3 saying=$4
+    if "${check}"; then
+        step "cached ${result} (${saying})"
+        printf '%s\n' "${result}"
+        exit 0
+    fi
+    mkdir -p "$(dirname "${lock}")"
+    exec 9>"${lock}"
+    flock 9
+    if "${check}"; then
+        step "cached ${result} (built meanwhile)"
+        printf '%s\n' "${result}"
+        exit 0
+    fi
+}
+
+# remove_build_dir DIR: for an EXIT trap. Unmounts what is still mounted below DIR, deepest first (never
+# rm -rf through a mount that debootstrap or a chroot left), then removes DIR, or keeps it and says
+# so with KEEP_BUILD_DIR=1.
+remove_build_dir() {
+    local dir=$1 mnt
+    [[ -d ${dir} ]] || return 0
+    while read -r mnt; do
+        umount -l "${mnt}" 2>/dev/null || true
+    done < <(awk -v p="${dir}/" 'index($2, p) == 1 { print $2 }' /proc/self/mounts | sort -r)
+    if [[ ${KEEP_BUILD_DIR:-0} == 1 ]]; then
+        step "kept ${dir}"
+    else
+        rm -rf --one-file-system "${dir}"
+    fi
+}
+
+# derived_image RELEASE FLAVOUR SCRIPT: for a SCRIPT that derives an image from build-image.sh's RELEASE
+# image (built first if need be), sets base (that image's tag) and tag (the derived image's,
+# localhost/virtops-debian:RELEASE-FLAVOUR-<first 12 hex of sha256(SCRIPT + the base image's ID)>).
+derived_image() {
+    local release=$1 flavour=$2 script=$3 base_id hash
+    base=$("$(dirname "${BASH_SOURCE[0]}")/build-image.sh" "${release}" | tail -n 1)
+    base_id=$(podman image inspect --format '{{.Id}}' "${base}")
+    hash=$({ cat "${script}"; printf '\n%s\n' "${base_id}"; } | sha256sum | cut -c1-12)
+    tag="localhost/virtops-debian:${release}-${flavour}-${hash}"
+}
+
+# start_build_container NAME IMAGE [podman run option...]: a container of IMAGE with systemd up (or
+# degraded), removed when the script ends.
+start_build_container() {
+    local name=$1 image=$2 state
+    shift 2
+    build_container=${name}
+    trap 'podman rm -f -t 0 "${build_container}" >/dev/null 2>&1 || true' EXIT
+    trap 'exit 130' INT TERM
+    podman run -d --name "${name}" "$@" "${image}" >/dev/null
+    for _ in $(seq 60); do
+        state=$(podman exec "${name}" systemctl is-system-running --wait 2>/dev/null) && break
+        [[ ${state} == degraded ]] && break
+        sleep 1
+    done
+}
+
+# commit_build_container NAME TAG: stop the container, commit it as TAG, and remove the older images of
+# TAG's flavour (the same tag up to its hash).
+commit_build_container() {
+    local name=$1 tag=$2 old
+    podman stop -t 10 "${name}" >/dev/null
+    podman commit --quiet "${name}" "${tag}" >/dev/null
+    step "podman commit: ${tag}"
+    while read -r old; do
+        [[ ${old} != "${tag}" ]] || continue
+        if podman rmi "${old}" >/dev/null 2>&1; then
+            step "removed stale ${old}"
+        fi
+    done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${tag%-*}-*")
+}
