@@ -80,6 +80,14 @@ class Result(object):
         if message not in self.warnings:
             self.warnings.append(message)
 
+    def plan_without(self, failure, plan, needed='creates it'):
+        """Go on in check mode without something missing: a ``--check`` of a play whose earlier task would make
+        it (a pool, a volume) cannot see it yet. Warns that check mode ``plan`` (what it does instead) and that
+        a real run fails unless an earlier task does what is ``needed``; outside check mode raises failure."""
+        if not self.check_mode:
+            raise failure
+        self.warn('%s; check mode %s (a real run fails unless an earlier task %s)' % (failure.msg, plan, needed))
+
     def set(self, **fields):
         """Module-specific return values (``image``, ``state``, ``snapshots`` ...)."""
         self.fields.update(fields)

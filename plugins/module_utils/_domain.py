@@ -241,12 +241,9 @@ class DomainManager(object):
         try:
             vol_xml = self.conn.storagePoolLookupByName(pool).storageVolLookupByName(name).XMLDesc(0)
         except libvirt.libvirtError as exc:
-            message = "%svolume '%s' in pool '%s' cannot be read: %s" % (where(spec.label), name, pool, error_text(exc))
-            if not self.result.check_mode:
-                raise LibvirtFailure(message, about="domain '%s'" % spec.name)
-            # --check of a play whose earlier task would create the volume: plan without its format.
-            self.result.warn('%s; check mode plans the disk without its format (a real run fails unless an '
-                             'earlier task creates it)' % message)
+            self.result.plan_without(LibvirtFailure("%svolume '%s' in pool '%s' cannot be read: %s" % (
+                where(spec.label), name, pool, error_text(exc)), about="domain '%s'" % spec.name),
+                'plans the disk without its format')
             return disk
         found = re.search(r"<format type='([^']+)'", vol_xml)
         return dict(disk, format=found.group(1) if found else 'raw')
@@ -321,11 +318,7 @@ class DomainManager(object):
         try:
             location = seeds.locate(self.conn, self.uri, spec.cloud_init, spec.label, spec.name, desired)
         except seeds.PoolUnavailable as unavailable:
-            if not self.result.check_mode:
-                raise
-            # --check of a play whose earlier task would create or start the pool: the seed is to be written.
-            self.result.warn('%s; check mode plans the seed in it (a real run fails unless an earlier task creates '
-                             'or starts it)' % unavailable.msg)
+            self.result.plan_without(unavailable, 'plans the seed in it', needed='creates or starts it')
             location = unavailable.location
         else:
             stored = seeds.SeedStore(self.conn).read(location, spec.cloud_init.label, about)

@@ -116,11 +116,7 @@ class VolumeManager(object):
             try:
                 pool = find_pool(self.conn, name)
             except LibvirtFailure as failure:
-                if not self.result.check_mode:
-                    raise
-                # --check of a play whose earlier task would create or start the pool: plan on an empty pool.
-                self.result.warn('%s; check mode plans its volumes as if it were empty (a real run fails unless '
-                                 'an earlier task creates or starts it)' % failure.msg)
+                self.result.plan_without(failure, 'plans its volumes as if it were empty', needed='creates or starts it')
                 self._pools[name] = (None, {'type': None, 'path': None})
                 return self._pools[name]
             root = ET.fromstring(pool.XMLDesc(0))
