@@ -59,7 +59,10 @@ clean() {
         done
         for pool in $(virsh pool-list --all --name | grep "^bench-pool-" || true); do
             virsh pool-start "$pool" >/dev/null 2>&1 || true
-            for vol in $(virsh vol-list "$pool" --name 2>/dev/null || true); do virsh vol-delete "$vol" "$pool" >/dev/null; done
+            # virsh 9.0 has no vol-list --name: the names are the first column after the two header lines.
+            for vol in $(virsh vol-list "$pool" 2>/dev/null | awk "NR > 2 && NF { print \$1 }" || true); do
+                virsh vol-delete "$vol" "$pool" >/dev/null
+            done
             virsh pool-destroy "$pool" >/dev/null 2>&1 || true
             virsh pool-delete "$pool" >/dev/null 2>&1 || true
             virsh pool-undefine "$pool" >/dev/null
