@@ -93,12 +93,14 @@ molecule: collection images ## (root) the molecule scenarios: kvm_host in contai
 
 # Modules against this machine's libvirtd (set up by the localhost scenario) with real guests, and
 # the VirtualBox modules in a container of scripts/build-vbox-image.sh; the code of the checkout.
+# INTEGRATION_TESTS: pytest's arguments instead of all of tests/integration (scripts/test.sh splits them).
+INTEGRATION_TESTS ?= tests/integration
 integration: venv ## (root) integration tests: qemu:///system with emulated guests, VirtualBox 7.2 in a container
-	@echo "== integration tests (qemu:///system with emulated guests; VirtualBox 7.2 in a sid container)"
-	@$(BIN)/pytest -q tests/integration
+	@echo "== integration tests (qemu:///system with emulated guests; VirtualBox 7.2 in a sid container): $(INTEGRATION_TESTS)"
+	@$(BIN)/pytest -q --durations=10 $(INTEGRATION_TESTS)
 
-# Two lanes at once (scripts/test.sh): the checks (sanity lint unit changelog-lint docs-lint importer)
-# beside molecule and then integration.
+# Two lanes at once (scripts/test.sh): the checks (sanity lint unit changelog-lint docs-lint importer), then
+# the integration tests of tests/integration/host; beside them molecule, then the other integration tests.
 test: bootstrap ## everything CI runs
 	@scripts/test.sh
 
