@@ -96,15 +96,22 @@ def virsh(*args):
     return subprocess.run(['virsh', '-c', URI] + list(args), capture_output=True, text=True, check=True).stdout.strip()
 
 
-def run_playbook(playbook, extra_vars, check=False, host='localhost', connection='local', python=sys.executable):
+def run_playbook(playbook, extra_vars, check=False, host='localhost', connection='local', python=sys.executable,
+                 inventory=None):
     """Run a playbook of this repository on one host (this machine by default) with the collection of
-    COLLECTIONS; returns the JSON report with `rc`."""
+    COLLECTIONS; returns the JSON report with `rc`. With an inventory file, `host` is a host or group of it and
+    the inventory says how to connect."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_STDOUT_CALLBACK='json',
                ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_LOCALHOST_WARNING='false',
                ANSIBLE_INVENTORY_UNPARSED_WARNING='false', ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'))
-    argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', host + ',', '-c', connection,
-            '-e', json.dumps(dict(extra_vars, target_hosts=host, ansible_python_interpreter=python)),
-            str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
+    if inventory is None:
+        target = ['-i', host + ',', '-c', connection]
+        extra_vars = dict(extra_vars, ansible_python_interpreter=python)
+    else:
+        target = ['-i', str(inventory)]
+    argv = [str(Path(sys.executable).with_name('ansible-playbook'))] + target + [
+        '-e', json.dumps(dict(extra_vars, target_hosts=host)),
+        str(REPO / 'playbooks' / playbook)] + (['--check'] if check else [])
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     try:
         report = json.loads(proc.stdout)
