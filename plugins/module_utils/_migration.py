@@ -16,6 +16,7 @@ is removed again.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -205,7 +206,13 @@ class MigrationManager(object):
             files = guest_files(xml)
             for target, (pool, path) in volume_disk_paths(xml, self.source.conn).items():
                 files.extend(f for f in guest_files(_as_file_disk(xml, target, path)) if f.target == target)
-                if self.destination.storage.pool_named(pool) is None:
+                if self.live and self.params['storage'] == 'copy_incremental':
+                    # libvirt looks for the target by path before it resolves the volume, finds none, and refuses.
+                    move.problems.append('disk %s is a volume (%s/%s): libvirt cannot copy a volume disk with '
+                                         'copy_incremental ("pre-creation of storage targets for incremental '
+                                         'storage migration is not supported"); use storage copy'
+                                         % (target, pool, os.path.basename(path)))
+                elif self.destination.storage.pool_named(pool) is None:
                     move.problems.append('disk %s is volume %s of pool %s, and %s has no active pool of that name'
                                          % (target, path, pool, self.destination.name))
             move.file_plans, problems = plan_files(files, self.params['storage'], self.live, self.source.storage,
@@ -312,22 +319,31 @@ class MigrationManager(object):
                                 about=', '.join(f.split(':', 1)[0] for f in failures))
 
     def _move(self, move, item, lock):
+        try:
+            outcome = self._prepare_and_migrate(move, item, lock)
+        except ModuleFailure:
+            # What was created for the move is removed again: the call leaves the destination as it was.
+            for vol in move.created:
+                self.destination.storage.remove(vol)
+            if move.created:
+                item.set(removed_again=[action for action in item.actions if not action.startswith('migrate ')])
+                del item.actions[:]
+            raise
+        if outcome is not None:  # None in check mode
+            item.set(job=job_report(outcome.stats, outcome.seconds), state=STATE_NAMES.get(outcome.moved.state()[0]),
+                     persistent=bool(outcome.moved.isPersistent()), postcopy=outcome.postcopy_started)
+
+    def _prepare_and_migrate(self, move, item, lock):
         destination = self.destination
         for plan in move.file_plans:
-            action = plan.describe(destination.name)
             with lock:
-                created = item.perform(action, self._prepare_file, plan)
+                created = item.perform(plan.describe(destination.name), self._prepare_file, plan)
             if created is not None:
                 move.created.append(created)
-        flags = MigrationFlags(self.params, self.address)
         describe = 'migrate %s %s to %s%s' % (move.name, self.params['mode'], destination.name,
                                               '' if self.params['storage'] == 'shared'
                                               else ' with storage %s' % self.params['storage'])
-        outcome = item.perform(describe, self._run_job, move, flags)
-        if outcome is None:
-            return
-        item.set(job=job_report(outcome.stats, outcome.seconds), state=STATE_NAMES.get(outcome.moved.state()[0]),
-                 persistent=bool(outcome.moved.isPersistent()), postcopy=outcome.postcopy_started)
+        return item.perform(describe, self._run_job, move, MigrationFlags(self.params, self.address))
 
     def _prepare_file(self, plan):
         destination = self.destination.storage
@@ -343,8 +359,6 @@ class MigrationManager(object):
         outcome = run_job(move.dom, self.destination.conn, flags)
         if outcome.moved is not None:
             return outcome
-        for vol in move.created:
-            self.destination.storage.remove(vol)
         state = self.source.domain_state(move.name)[1]
         if outcome.timed_out:
             raise ModuleFailure('did not finish in %d s: the job was aborted after %s; %s is %s on %s'

@@ -116,11 +116,11 @@ def _watch(dom, flags, outcome, started):
             pass  # not in the memory phase yet (still copying disks): try again at the next poll
     if flags.timeout and not outcome.timed_out and not outcome.postcopy_started \
             and time.monotonic() - started > flags.timeout:
-        outcome.timed_out = True
         try:
             dom.abortJob()
+            outcome.timed_out = True
         except libvirt.libvirtError:
-            pass  # the job finished in the meantime; migrate3's result says how
+            pass  # not abortable yet (the job is being set up), or finished: try again at the next poll
 
 
 def completed_stats(dom):

@@ -84,6 +84,7 @@ options:
         disk, backing chain flattened, into it (C(--copy-storage-all)).
       - V(copy_incremental) copies the top image only (C(--copy-storage-inc)); its backing files must be on the
         destination already, the module creates the overlay on them.
+        Disks of C(type=volume) cannot move live this way (libvirt refuses to), the preflight says so.
       - Read-only disks (CD-ROMs such as a cloud-init seed) and the NVRAM file are copied byte for byte with
         V(copy) and V(copy_incremental), as libvirt does not copy them. An offline move copies every disk file
         byte for byte (with V(copy) also the backing files the destination lacks).
@@ -239,6 +240,12 @@ migrations:
       description: Why the move failed.
       type: str
       returned: when RV(migrations[].status=failed)
+    removed_again:
+      description: The files the module had created or copied on the destination for a move that failed, and
+        removed again (they are not in RV(migrations[].actions), as the call leaves the destination as it was).
+      type: list
+      elements: str
+      returned: when a failed move had created files
     actions:
       description: What was done for this domain.
       type: list
