@@ -399,8 +399,8 @@ def envelope(vm, digest=None):
     [{file, capacity, bus, populated_size?}], cdroms [{bus}], nics [{model, mac, network}]. Disks are
     streamOptimized VMDK files; every disk and NIC gets its vbox:Machine entry. digest is recorded in a
     section of this collection (ovf:required="false", which OVF readers skip)."""
-    root = ET.Element(_q('ovf', 'Envelope'), {_q('ovf', 'version'): '1.0',
-                                               '{http://www.w3.org/XML/1998/namespace}lang': 'en-US'})
+    root = ET.Element(_q('ovf', 'Envelope'),
+                      {_q('ovf', 'version'): '1.0', '{http://www.w3.org/XML/1998/namespace}lang': 'en-US'})
     references = _sub(root, 'ovf', 'References')
     disk_section = _sub(root, 'ovf', 'DiskSection')
     _sub(disk_section, 'ovf', 'Info', 'List of the virtual disks used in the package')

@@ -39,7 +39,7 @@ options:
     default: false
 notes:
   - The disk of an OVA can be converted in place with M(virtops.hypervisor.qemu_image) (O(virtops.hypervisor.qemu_image#module:src)
-    the OVA, O(virtops.hypervisor.qemu_image#module:src_member) the disk's RV(appliance.disks[].file)).
+    the OVA, O(virtops.hypervisor.qemu_image#module:src_member) the C(file) of the disk in RV(appliance.disks)).
   - Only the first virtual system of an envelope is read; a C(VirtualSystemCollection) is refused.
 seealso:
   - module: virtops.hypervisor.libvirt_domain_ova

@@ -122,8 +122,8 @@ options:
     type: str
   src_member:
     description:
-      - The image to convert is this file inside O(src), an uncompressed tar archive such as an OVA (the name
-        M(virtops.hypervisor.ovf_info) returns in RV(virtops.hypervisor.ovf_info#module:appliance.disks[].file)).
+      - The image to convert is this file inside O(src), an uncompressed tar archive such as an OVA (the C(file)
+        of a disk in RV(virtops.hypervisor.ovf_info#module:appliance.disks)).
         It is read in place, through qemu-img's raw driver at the member's offset; nothing is extracted.
       - The fingerprint that decides a new conversion is then the archive's (size, mtime, inode) and the member's
         name. Only standalone images (no backing file) can be read this way.
