@@ -110,6 +110,15 @@ options:
       - Machine type such as V(q35) or V(pc). Aliases are stored as libvirt resolves them (V(pc-i440fx-7.2)),
         and compared that way.
     type: str
+  firmware:
+    description:
+      - V(efi) boots the guest with UEFI through libvirt's firmware autoselection (C(<os firmware='efi'>); the host
+        needs OVMF, Debian's C(ovmf) package); V(bios) with SeaBIOS (no C(firmware) attribute, no OVMF C(<loader>)
+        and C(<nvram>)). Unset leaves the domain's firmware as it is (new domains boot with BIOS).
+      - A domain whose definition has an OVMF C(<loader type='pflash'>) counts as V(efi).
+    type: str
+    choices: [bios, efi]
+    version_added: 1.1.0
   cpu:
     description: Guest CPU.
     type: dict

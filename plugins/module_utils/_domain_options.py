@@ -17,7 +17,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._domain_wait im
 from ansible_collections.virtops.hypervisor.plugins.module_utils._libvirt import URI_OPTION
 
 STATES = ('present', 'running', 'paused', 'shutdown', 'destroyed', 'saved', 'absent')
-STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'boot', 'disks', 'interfaces',
+STRUCTURED_OPTIONS = ('domain_type', 'memory', 'vcpus', 'cpu', 'machine', 'firmware', 'boot', 'disks', 'interfaces',
                       'serial_console', 'serial_log', 'graphics', 'guest_agent')
 ITEM_DEFAULTS = {'state': 'present', 'shutdown_timeout': 120, 'force': False, 'apply': 'next_boot',
                  'remove_storage': False, 'autostart': None}
@@ -186,6 +186,7 @@ DOMAIN_OPTIONS = {
     'memory': {'type': 'int'},
     'vcpus': {'type': 'int'},
     'machine': {'type': 'str'},
+    'firmware': {'type': 'str', 'choices': ['bios', 'efi']},
     'cpu': {'type': 'dict', 'options': {
         'mode': {'type': 'str', 'default': 'custom', 'choices': ['custom', 'host-model', 'host-passthrough', 'maximum']},
         'model': {'type': 'str'},

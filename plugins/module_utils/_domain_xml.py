@@ -215,6 +215,8 @@ def apply_options(root, options, machine_aliases=None):
         _apply_cpu(root, options['cpu'])
     if options.get('boot'):
         _apply_boot(root, options['boot'])
+    if options.get('firmware'):
+        _apply_firmware(root, options['firmware'])
     devices = _child(root, 'devices')
     if options.get('disks') is not None:
         _apply_disks(devices, options['disks'])
@@ -278,6 +280,29 @@ def _apply_boot(root, boot):
             _remove_all(os_elem, key)
         elif os_elem.findtext(key) != value:
             _set_text(os_elem, key, value, before=('boot',))
+
+
+def firmware_of(root):
+    """'efi' for a domain with <os firmware='efi'> or a pflash loader (OVMF), else 'bios'."""
+    os_elem = root.find('os')
+    if os_elem is None:
+        return 'bios'
+    loader = os_elem.find('loader')
+    return 'efi' if os_elem.get('firmware') == 'efi' or (loader is not None and loader.get('type') == 'pflash') \
+        else 'bios'
+
+
+def _apply_firmware(root, firmware):
+    """efi: libvirt's firmware autoselection (<os firmware='efi'>); bios: neither that nor an OVMF loader."""
+    os_elem = _child(root, 'os')
+    if firmware_of(root) == firmware:
+        return
+    if firmware == 'efi':
+        os_elem.set('firmware', 'efi')
+    else:
+        os_elem.attrib.pop('firmware', None)
+        _remove_all(os_elem, 'loader')
+        _remove_all(os_elem, 'nvram')
 
 
 def disk_source(disk_elem):
@@ -789,6 +814,7 @@ def summarize(root):
         'vcpus': int(root.findtext('vcpu') or 1),
         'arch': os_type.get('arch') if os_type is not None else None,
         'machine': os_type.get('machine') if os_type is not None else None,
+        'firmware': firmware_of(root),
         'cpu_mode': (cpu.get('mode') or 'custom') if cpu is not None else None,
         'cpu_model': cpu.findtext('model') if cpu is not None else None,
         'boot': {
@@ -832,7 +858,7 @@ def _summarize_interface(elem):
 def restart_differences(live, inactive):
     """Settings of the next boot's definition that the running guest does not have yet."""
     now, later = summarize(live), summarize(inactive)
-    keys = ('domain_type', 'memory_mib', 'vcpus', 'machine', 'cpu_mode', 'cpu_model', 'boot', 'disks',
+    keys = ('domain_type', 'memory_mib', 'vcpus', 'machine', 'firmware', 'cpu_mode', 'cpu_model', 'boot', 'disks',
             'interfaces', 'graphics', 'serial_console')
     if later['cpu_mode'] in ('host-model', 'host-passthrough'):
         # A started guest shows the CPU the host mode expanded to, not the mode it was defined with.

@@ -19,6 +19,7 @@ import pwd
 import re
 import shutil
 import stat
+import tarfile
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files import (
@@ -26,7 +27,7 @@ from ansible_collections.virtops.hypervisor.plugins.module_utils._image_files im
     fingerprint_differences, read_fingerprint, remove_image, source_fingerprint, stale_temp_files, store_fingerprint)
 from ansible_collections.virtops.hypervisor.plugins.module_utils._qemu_img import (
     RESIZABLE_FORMATS, VMDK_SINGLE_FILE, ImageFailure, QemuImg, clean_error, created_size, human_size,
-    is_lock_error, option_string, parse_size, whole_sectors)
+    is_lock_error, member_source, option_string, parse_size, whole_sectors)
 
 
 def summary(info, attributes=None):
@@ -105,7 +106,7 @@ class ImageManager(object):
             if os.path.abspath(params['src']) == self.path:
                 raise ImageFailure('src and path are both %s: convert to another path' % self.path)
         else:
-            for option in ('src_format', 'compress', 'force'):
+            for option in ('src_format', 'src_member', 'compress', 'force'):
                 if params[option]:
                     raise ImageFailure('%s needs src (the image to convert)' % option)
         if params['backing_format'] and not params['backing_file']:
@@ -173,6 +174,8 @@ class ImageManager(object):
     def _source(self):
         params = self.params
         src = os.path.abspath(params['src'])
+        if params['src_member']:
+            return self._member_source(src)
         try:
             chain = self.qemu.info(src, fmt=params['src_format'], chain=True)
         except ImageFailure as exc:
@@ -189,8 +192,33 @@ class ImageManager(object):
         chain[0]['path'] = src
         return src, chain, source_fingerprint(chain, stats)
 
+    def _member_source(self, archive):
+        """src_member: the image stored in the tar archive src, read in place; its fingerprint is the archive's."""
+        member = self.params['src_member']
+        try:
+            with tarfile.open(archive, 'r:') as tar:
+                info = tar.getmember(member)
+            st = os.stat(to_bytes(archive, errors='surrogate_or_strict'))
+        except KeyError:
+            raise ImageFailure('src_member %s is not in the archive %s: list it with tar -tf (or read the OVA with '
+                               'virtops.hypervisor.ovf_info)' % (member, archive))
+        except (tarfile.TarError, OSError) as exc:
+            raise ImageFailure('cannot read src %s as an uncompressed tar archive (src_member needs one, such as an '
+                               'OVA): %s' % (archive, to_native(exc)))
+        if not info.isfile():
+            raise ImageFailure('src_member %s of %s is not a regular file' % (member, archive))
+        src = member_source(archive, info.offset_data, info.size)
+        image = self.qemu.info(src, fmt=self.params['src_format'])
+        if image['backing_file']:
+            raise ImageFailure('src_member %s of %s has a backing file: only standalone images can be read from an '
+                               'archive' % (member, archive))
+        image['path'] = '%s:%s' % (archive, member)
+        return src, [image], source_fingerprint([image], [st])
+
     def _recipe(self, src, src_format):
         params = self.params
+        if params['src_member']:
+            src = '%s:%s' % (os.path.abspath(params['src']), params['src_member'])
         return {'src': src, 'src_format': src_format, 'format': params['format'], 'subformat': params['subformat'],
                 'compress': params['compress'], 'options': params['options'] or {}, 'cluster_size': self.cluster_size,
                 'preallocation': params['preallocation'], 'backing_file': params['backing_file'],

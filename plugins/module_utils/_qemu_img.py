@@ -212,6 +212,13 @@ def parse_check(text, rc):
     return result
 
 
+def member_source(archive, offset, size):
+    """A qemu-img filename for the bytes [offset, offset + size) of a file: a disk image stored in a tar archive
+    (an OVA) is read in place through the raw driver, its format probed as for a file."""
+    return 'json:' + json.dumps({'file': {'driver': 'raw', 'offset': offset, 'size': size,
+                                          'file': {'driver': 'file', 'filename': archive}}}, sort_keys=True)
+
+
 def locked_message(path):
     return ('%s is in use: a running VM (or another qemu process) holds its qemu image lock. Shut the VM down, '
             'or detach the disk, and run again; nothing was changed.' % path)
@@ -238,7 +245,7 @@ class QemuImg(object):
 
     def info(self, path, fmt=None, chain=False, share=True):
         """The image (chain=True: the image and its backing chain) or None if the path does not exist."""
-        if not os.path.lexists(to_bytes(path, errors='surrogate_or_strict')):
+        if not path.startswith('json:') and not os.path.lexists(to_bytes(path, errors='surrogate_or_strict')):
             return None
         args = ['info', '--output=json']
         if share:

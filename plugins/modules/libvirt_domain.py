@@ -109,6 +109,11 @@ options:
       machine:
         description: See O(machine).
         type: str
+      firmware:
+        description: See O(firmware).
+        type: str
+        choices: [bios, efi]
+        version_added: 1.1.0
       cpu:
         description: See O(cpu).
         type: dict

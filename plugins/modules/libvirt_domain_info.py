@@ -150,6 +150,11 @@ domains:
       description: Machine type, as libvirt resolved it.
       type: str
       sample: pc-q35-7.2
+    firmware:
+      description: V(efi) (C(<os firmware='efi'>) or an OVMF pflash loader) or V(bios).
+      type: str
+      sample: bios
+      version_added: 1.1.0
     cpu_mode:
       description: CPU mode, or null when the definition has no C(<cpu>).
       type: str

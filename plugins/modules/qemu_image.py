@@ -120,6 +120,15 @@ options:
   src_format:
     description: Format of O(src). Default is the format qemu-img detects (C(qemu-img info)).
     type: str
+  src_member:
+    description:
+      - The image to convert is this file inside O(src), an uncompressed tar archive such as an OVA (the C(file)
+        of a disk in RV(virtops.hypervisor.ovf_info#module:appliance.disks)).
+        It is read in place, through qemu-img's raw driver at the member's offset; nothing is extracted.
+      - The fingerprint that decides a new conversion is then the archive's (size, mtime, inode) and the member's
+        name. Only standalone images (no backing file) can be read this way.
+    type: str
+    version_added: 1.1.0
   compress:
     description: Compress the data of the destination (C(qemu-img convert -c)); V(qcow2) and V(vmdk) only.
     type: bool
@@ -174,6 +183,12 @@ EXAMPLES = r"""
     src: /var/lib/libvirt/images/debian-12.qcow2
     path: /srv/export/debian-12.vdi
     format: vdi
+
+- name: The disk of an OVA as a qcow2 image, read in place from the archive
+  virtops.hypervisor.qemu_image:
+    src: /srv/appliances/web1.ova
+    src_member: web1-disk001.vmdk
+    path: /var/lib/libvirt/images/web1.qcow2
 
 - name: A fixed-size VHD for Azure
   virtops.hypervisor.qemu_image:
@@ -294,6 +309,7 @@ def main():
             'options': {'type': 'dict'},
             'src': {'type': 'path'},
             'src_format': {'type': 'str'},
+            'src_member': {'type': 'str'},
             'compress': {'type': 'bool', 'default': False},
             'force': {'type': 'bool', 'default': False},
             'fsync': {'type': 'bool', 'default': False},
