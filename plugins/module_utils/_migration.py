@@ -109,7 +109,7 @@ class MigrationManager(object):
             for option in ('bandwidth', 'max_downtime', 'parallel_connections', 'timeout'):
                 if params[option]:
                     raise ModuleFailure('%s applies to live migration only (mode is offline)' % option)
-            for option in ('auto_converge', 'postcopy', 'compressed'):
+            for option in ('auto_converge', 'postcopy', 'compressed', 'unsafe'):
                 if params[option]:
                     raise ModuleFailure('%s applies to live migration only (mode is offline)' % option)
             if not params['persistent']:
@@ -363,7 +363,11 @@ class MigrationManager(object):
         if outcome.timed_out:
             raise ModuleFailure('did not finish in %d s: the job was aborted after %s; %s is %s on %s'
                                 % (flags.timeout, _progress(outcome.stats), move.name, state, self.source.name))
-        raise ModuleFailure('%s; %s is %s on %s' % (outcome.error, move.name, state, self.source.name))
+        hint = ''
+        if 'Migration without shared storage is unsafe' in outcome.error:
+            hint = (' (libvirt does not see the disks on a shared file system: use storage copy, or unsafe=true '
+                    'if the storage really is shared)')
+        raise ModuleFailure('%s%s; %s is %s on %s' % (outcome.error, hint, move.name, state, self.source.name))
 
 
 def _progress(stats):

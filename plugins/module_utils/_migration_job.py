@@ -34,7 +34,7 @@ class MigrationFlags(object):
             flags |= {'shared': 0, 'copy': libvirt.VIR_MIGRATE_NON_SHARED_DISK,
                       'copy_incremental': libvirt.VIR_MIGRATE_NON_SHARED_INC}[params['storage']]
             for option, flag in (('auto_converge', 'VIR_MIGRATE_AUTO_CONVERGE'), ('postcopy', 'VIR_MIGRATE_POSTCOPY'),
-                                 ('compressed', 'VIR_MIGRATE_COMPRESSED')):
+                                 ('compressed', 'VIR_MIGRATE_COMPRESSED'), ('unsafe', 'VIR_MIGRATE_UNSAFE')):
                 if params[option]:
                     flags |= getattr(libvirt, flag)
             if params['parallel_connections']:

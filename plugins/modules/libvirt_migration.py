@@ -127,6 +127,15 @@ options:
     description: Compress repeated pages (C(--compressed), XBZRLE).
     type: bool
     default: false
+  unsafe:
+    description:
+      - Move with O(storage=shared) although libvirt cannot see that a disk is on shared storage
+        (C(--unsafe)). libvirt refuses ("Migration without shared storage is unsafe") when a disk's file system
+        is not one it knows to be shared (NFS, GlusterFS, Ceph, GPFS...) and its cache mode is not C(none) or
+        C(directsync). Set it only when the storage really is shared, for example a cluster file system
+        libvirt does not recognize.
+    type: bool
+    default: false
   timeout:
     description:
       - Abort a move that has not finished after this many seconds; the guest keeps running on the source, the
@@ -306,6 +315,7 @@ def main():
             postcopy=dict(type='bool', default=False),
             parallel_connections=dict(type='int'),
             compressed=dict(type='bool', default=False),
+            unsafe=dict(type='bool', default=False),
             timeout=dict(type='int'),
             concurrency=dict(type='int', default=1),
         ),

@@ -186,7 +186,7 @@ def test_a_directory_no_pool_holds_is_looked_at_through_a_transient_pool(hosts):
 def flags(address='10.0.0.2', **params):
     base = dict(mode='live', persistent=True, undefine_source=True, storage='shared', auto_converge=False,
                 postcopy=False, compressed=False, parallel_connections=None, bandwidth=None, max_downtime=None,
-                timeout=None, migration_port=None)
+                timeout=None, migration_port=None, unsafe=False)
     base.update(params)
     return MigrationFlags(base, address)
 
