@@ -140,7 +140,7 @@ def test_ssh_transport(pair):
     for check in (False, True):
         again = pair.run_role(SSH_VARS, check=check)
         assert again['rc'] == 0, failed_messages(again)
-        assert changes(again) == [], check
+        assert changes(again) == [], (check, changes(again))
 
 
 def test_tls_transport(pair):
@@ -158,4 +158,4 @@ def test_tls_transport(pair):
     for check in (False, True):
         again = pair.run_role(role_vars, check=check)
         assert again['rc'] == 0, failed_messages(again)
-        assert changes(again) == [], check
+        assert changes(again) == [], (check, changes(again))
