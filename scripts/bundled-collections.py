@@ -1,11 +1,12 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Copy the collections a requirements.yml names from the ansible package installed in this Python.
+"""Copy the collections a requirements.yml (or galaxy.yml's `dependencies`) names from the ansible package
+installed in this Python.
 
 Ansible Galaxy is not reachable here; the `ansible` package pinned in requirements-dev.txt bundles
 the collections the tests and benchmarks need. Usage (with .venv's python, which has that package):
 
-    bundled-collections.py REQUIREMENTS_YML DEST
+    bundled-collections.py REQUIREMENTS_YML|GALAXY_YML DEST
 
 copies each named collection to DEST/ansible_collections/<namespace>/<name> (replacing an older
 copy; nothing is copied when the same version is there) after checking its version against the
@@ -39,7 +40,10 @@ def version_of(path):
 
 def main(requirements, dest):
     source_root = bundled()
-    for entry in yaml.safe_load(Path(requirements).read_text())['collections']:
+    data = yaml.safe_load(Path(requirements).read_text())
+    entries = data['collections'] if 'collections' in data else [
+        {'name': name, 'version': version} for name, version in (data.get('dependencies') or {}).items()]
+    for entry in entries:
         namespace, name = entry['name'].split('.')
         wanted = str(entry.get('version', '*'))
         source = source_root / namespace / name

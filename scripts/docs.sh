@@ -12,8 +12,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 readonly top
 readonly BIN="${top}/.venv/bin"
 export PATH="${BIN}:${PATH}"  # antsibull-docs runs ansible-doc
-# Only this collection and ansible.builtin, not the ~100 bundled in .venv's `ansible` package (slow to scan).
-export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false ANSIBLE_COLLECTIONS_PATH="${top}/.build/checkout"
+# shellcheck source=scripts/lib.sh
+source "${top}/scripts/lib.sh"
+# Only this collection, the ones galaxy.yml declares and ansible.builtin, not the ~100 bundled in .venv's
+# `ansible` package (slow to scan).
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+ANSIBLE_COLLECTIONS_PATH="${top}/.build/checkout:$(declared_collections "${top}")"
+export ANSIBLE_COLLECTIONS_PATH
 readonly NAME=virtops.hypervisor
 readonly LABEL=ansible_collections.virtops.hypervisor.docsite
 

@@ -139,3 +139,12 @@ commit_build_container() {
         fi
     done < <(podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${tag%-*}-*")
 }
+
+# The collections galaxy.yml `dependencies` declares, copied from .venv's `ansible` package (Galaxy is not
+# reachable) into .build/lint-collections; prints that directory, for ANSIBLE_COLLECTIONS_PATH beside the
+# checkout (lint and docs run with ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false: nothing undeclared).
+declared_collections() {
+    local root=$1 dest="$1/.build/lint-collections"
+    "${root}/.venv/bin/python" "${root}/scripts/bundled-collections.py" "${root}/galaxy.yml" "${dest}" >/dev/null
+    printf '%s\n' "${dest}"
+}

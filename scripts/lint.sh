@@ -2,8 +2,8 @@
 # ansible-lint --profile production, nothing downgraded in .ansible-lint, with ansible-core and the
 # collections the project declares only: ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false hides the
 # collections bundled in .venv's `ansible` package, so a module of an undeclared collection fails
-# lint ("couldn't resolve module"). The collection (galaxy.yml `dependencies`: none) is linted with
-# the checkout alone; bench/ declares its own collections (bench/requirements.yml) and is linted
+# lint ("couldn't resolve module"). The collection is linted with the checkout and the collections
+# galaxy.yml `dependencies` declares (copied from the ansible package into .build/lint-collections); bench/ declares its own collections (bench/requirements.yml) and is linted
 # separately with them (copied from the ansible package into .build/bench-collections).
 set -euo pipefail
 
@@ -19,8 +19,9 @@ checkout="${top}/.build/checkout"
 warn_shadowing_copy lint
 cd "${top}"
 
-echo "== ansible-lint --profile production (the collection: ansible-core, no other collection)"
-ANSIBLE_COLLECTIONS_PATH=${checkout} "${BIN}/ansible-lint" --offline --profile production
+echo "== ansible-lint --profile production (the collection: ansible-core and galaxy.yml's dependencies)"
+declared=$(declared_collections "${top}")
+ANSIBLE_COLLECTIONS_PATH=${checkout}:${declared} "${BIN}/ansible-lint" --offline --profile production
 
 echo "== ansible-lint --profile production bench/ (with bench/requirements.yml)"
 bench="${top}/.build/bench-collections"

@@ -71,7 +71,7 @@ class Cluster(object):
     """N containers of one image on a podman network made for them; a context manager that removes both."""
 
     def __init__(self, tag, size, image, host_class=PodmanHost, options=(), host_args=(), tmpdir=None,
-                 playbook_runner=run_playbook):
+                 playbook_runner=None):
         suffix = uuid.uuid4().hex[:6]
         self.tag = tag
         self.network = '%s%s-net-%s' % (PREFIX, tag, suffix)
@@ -81,7 +81,7 @@ class Cluster(object):
         self.host_class = host_class
         self.host_args = tuple(host_args)
         self.tmpdir = tmpdir
-        self.playbook_runner = playbook_runner
+        self.playbook_runner = playbook_runner or run_playbook
         self.subnet = None
         self.hosts = []
         self.inventory = None

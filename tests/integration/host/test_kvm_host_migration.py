@@ -72,3 +72,90 @@ def test_rerun_changes_nothing(migration_hosts, check):
     report = cluster.run_role(cluster.role_vars, check=check)
     assert report['rc'] == 0, failed_messages(report)
     assert changes(report) == []
+
+
+# A pair of fresh hosts, taken through these steps in order: check mode and refusals while nothing is set up,
+# then the ssh transport, then tls (on top of ssh: both work afterwards).
+SSH_VARS = {'kvm_host_migration': True, 'kvm_host_migration_transport': 'ssh'}
+
+
+@pytest.fixture(scope='module')
+def pair(libvirt_cluster, tmp_path_factory):
+    with libvirt_cluster('pair', 2) as cluster:
+        cluster.ca_dir = tmp_path_factory.mktemp('pair-ca') / 'ca'
+        # Like a host in service (and molecule's prepare.yml): package lists present, so that check mode can
+        # resolve the packages (the image ships none).
+        for host in cluster.hosts:
+            host.sh('apt-get update -qq')
+        yield cluster
+
+
+def snapshot(host):
+    """What a run that must change nothing could touch: the config files, root's SSH files, the packages."""
+    return host.sh('cat /etc/libvirt/libvirtd.conf /etc/libvirt/qemu.conf;'
+                   ' find /root/.ssh /etc/pki /etc/ssh -printf "%p %m %s\\n" 2>&1 | sort || true;'
+                   ' dpkg-query --show --showformat="\\${Package} \\${Status}\\n"').stdout
+
+
+def test_check_run_on_fresh_hosts_reports_changes_and_changes_nothing(pair):
+    before = [snapshot(host) for host in pair.hosts]
+    report = pair.run_role(SSH_VARS, check=True)
+    assert report['rc'] == 0, failed_messages(report)
+    assert changes(report), 'a check run on fresh hosts reported no change'
+    assert [snapshot(host) for host in pair.hosts] == before
+
+
+@pytest.mark.parametrize('role_vars, variable', [
+    ({'kvm_host_libvirtd_host_uuid': '5b4e3c1a-0f3e-4b55-9d43-2f1f8c6d7a10'}, 'kvm_host_libvirtd_host_uuid'),
+    ({'kvm_host_libvirtd_host_uuid': 'not-a-uuid'}, 'kvm_host_libvirtd_host_uuid'),
+    ({'kvm_host_migration_port_min': 49300, 'kvm_host_migration_port_max': 49200}, 'kvm_host_migration_port_min'),
+    ({'kvm_host_migration_port_max': 70000}, 'kvm_host_migration_port_max'),
+    ({'kvm_host_migration_transport': 'udp'}, 'kvm_host_migration_transport'),
+    ({'kvm_host_migration_transport': 'tcp'}, 'kvm_host_libvirtd_allow_insecure'),
+    ({'kvm_host_migration_peers': ['no-such-host']}, 'kvm_host_migration_peers'),
+    ({'kvm_host_migration_transport': 'tls'}, 'kvm_host_migration_tls_ca_dir'),
+], ids=['duplicate-host-uuid', 'invalid-host-uuid', 'port-min-above-max', 'port-out-of-range', 'unknown-transport',
+        'tcp-without-allow-insecure', 'unknown-peer', 'tls-without-ca'])
+def test_bad_input_is_refused_before_anything_changes(pair, role_vars, variable):
+    before = [snapshot(host) for host in pair.hosts]
+    report = pair.run_role(dict(SSH_VARS, **role_vars))
+    messages = failed_messages(report)
+    assert report['rc'] != 0 and messages, report['rc']
+    assert all(variable in message for message in messages), messages
+    assert [snapshot(host) for host in pair.hosts] == before
+
+
+def test_ssh_transport(pair):
+    report = pair.run_role(SSH_VARS)
+    assert report['rc'] == 0, failed_messages(report)
+    pair.set_peer_uris('ssh')
+    assert_peers_reach_each_other(pair.hosts)
+    first, second = pair.hosts
+    # The peer's real host key is pinned; the key opens libvirt's helper only, not a shell.
+    host_key = second.read_file('/etc/ssh/ssh_host_ed25519_key.pub').split()[:2]
+    assert ' '.join(host_key) in first.read_file('/etc/ssh/ssh_known_hosts.virtops-migration')
+    shell = first.exec(['ssh', 'root@' + second.address, 'id'], input='')
+    assert 'uid=0' not in shell.stdout, shell.stdout
+    assert first.exec(['stat', '--format=%a', '/root/.ssh/id_ed25519_virtops_migration']).stdout.strip() == '600'
+    for check in (False, True):
+        again = pair.run_role(SSH_VARS, check=check)
+        assert again['rc'] == 0, failed_messages(again)
+        assert changes(again) == [], (check, changes(again))
+
+
+def test_tls_transport(pair):
+    role_vars = dict(SSH_VARS, kvm_host_migration_transport='tls', kvm_host_migration_tls_ca_dir=str(pair.ca_dir))
+    report = pair.run_role(role_vars)
+    assert report['rc'] == 0, failed_messages(report)
+    pair.set_peer_uris('tls')
+    assert_peers_reach_each_other(pair.hosts)
+    for host in pair.hosts:
+        modes = host.exec(['stat', '--format=%n %a', '/etc/pki/CA/cacert.pem', '/etc/pki/libvirt/servercert.pem',
+                           '/etc/pki/libvirt/private/serverkey.pem', '/etc/pki/libvirt/clientcert.pem',
+                           '/etc/pki/libvirt/private/clientkey.pem'], check=True).stdout.split('\n')
+        assert [line.split()[1] for line in modes if line] == ['644', '644', '600', '644', '600'], modes
+    assert sorted(path.name for path in pair.ca_dir.iterdir()) == ['ca-cert.pem', 'ca-key.pem']
+    for check in (False, True):
+        again = pair.run_role(role_vars, check=check)
+        assert again['rc'] == 0, failed_messages(again)
+        assert changes(again) == [], (check, changes(again))
