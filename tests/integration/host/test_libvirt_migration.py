@@ -33,7 +33,7 @@ VM_ADDRESS = SUBNET + '.10'
 IMAGE = 'debian-12-virtops-genericcloud-amd64.qcow2'
 # conftest.SHARED: the directory of the cluster that every host sees.
 SHARED_MOUNT = '/srv/virtops/shared'
-SMALL = [PREFIX + 'mig-small-%d' % number for number in (1, 2, 3)]
+SMALL = [PREFIX + 'mig-small-%d' % number for number in (1, 2, 3, 4)]
 OVERLAID = PREFIX + 'mig-overlaid'
 BASE = PREFIX + 'mig-base.qcow2'
 
@@ -318,23 +318,20 @@ def test_copy_incremental_moves_the_overlay_onto_the_backing_file_there(guests):
 
 def test_a_batch_moves_guests_at_once_and_a_guest_on_both_hosts_is_refused(guests):
     a, b, c = guests.a, guests.b, guests.c
-    small_guest(b, SMALL[2], LOCAL_POOL, b.guest_dir)
-    batch = [SMALL[1], SMALL[2]]
-    # SMALL[1] runs on C, SMALL[2] on B already: moving both to B moves one and finds the other there.
-    result = ok(guests.migrate(c, domains=batch, destination=b.peer_uri, storage='shared', unsafe=True,
-                               concurrency=2))
-    assert [(item['name'], item['status']) for item in result['migrations']] == [(SMALL[1], 'moved'),
-                                                                               (SMALL[2], 'present')]
-    # Both back to A at once, the local disk of SMALL[2] copied.
+    batch = SMALL[2:]
+    for name in batch:
+        small_guest(b, name, LOCAL_POOL, b.guest_dir)
     result = ok(guests.migrate(b, domains=batch, destination=a.peer_uri, storage='copy', concurrency=2))
     assert [item['status'] for item in result['migrations']] == ['moved', 'moved']
     assert all(item['job']['memory_iterations'] >= 1 for item in result['migrations'])
     for name in batch:
-        assert guests.state(a, name) == ('running', True)
+        assert guests.state(a, name) == ('running', True) and guests.state(b, name) == (None, None)
+    rerun = ok(guests.migrate(b, domains=batch, destination=a.peer_uri, storage='copy', concurrency=2))
+    assert rerun['changed'] is False and [item['status'] for item in rerun['migrations']] == ['present', 'present']
     # A stale definition on the destination: refused, naming both hosts, and nothing of the batch moves.
-    xml = a.virsh('dumpxml', '--inactive', SMALL[2])
+    xml = a.virsh('dumpxml', '--inactive', batch[1])
     c.exec(['virsh', 'define', '/dev/stdin'], check=True, input=xml)
     refused = guests.migrate(a, domains=batch, destination=c.peer_uri, storage='copy')
     assert refused['failed'] is True and refused['changed'] is False
-    assert '%s: defined on both %s (running) and %s (shutoff)' % (SMALL[2], a.name, c.name) in refused['msg']
-    assert guests.state(c, SMALL[1]) == (None, None)
+    assert '%s: defined on both %s (running) and %s (shutoff)' % (batch[1], a.name, c.name) in refused['msg']
+    assert guests.state(c, batch[0]) == (None, None)
