@@ -106,18 +106,17 @@ class MigrationManager(object):
         if params['domains'] is not None and len(set(params['domains'])) != len(params['domains']):
             raise ModuleFailure('domains names a domain twice: %s' % ', '.join(params['domains']))
         if not self.live:
-            for option in ('bandwidth', 'max_downtime', 'parallel_connections', 'timeout'):
-                if params[option]:
-                    raise ModuleFailure('%s applies to live migration only (mode is offline)' % option)
-            for option in ('auto_converge', 'postcopy', 'compressed', 'unsafe'):
+            for option in ('bandwidth', 'max_downtime', 'parallel_connections', 'timeout', 'auto_converge', 'postcopy',
+                           'compressed', 'unsafe'):
                 if params[option]:
                     raise ModuleFailure('%s applies to live migration only (mode is offline)' % option)
             if not params['persistent']:
                 raise ModuleFailure('persistent=false cannot go with mode offline: an offline move moves the '
                                     'persistent definition')
-        for option in ('bandwidth', 'max_downtime', 'parallel_connections', 'timeout', 'concurrency', 'migration_port'):
-            if params[option] is not None and params[option] < (1 if option in ('concurrency', 'migration_port') else 0):
-                raise ModuleFailure('%s must not be negative, got %d' % (option, params[option]))
+        for option, least in (('bandwidth', 0), ('max_downtime', 0), ('parallel_connections', 0), ('timeout', 0),
+                              ('concurrency', 1), ('migration_port', 1)):
+            if params[option] is not None and params[option] < least:
+                raise ModuleFailure('%s must be at least %d, got %d' % (option, least, params[option]))
         if params['postcopy'] and params['timeout']:
             self.result.warn('timeout does not abort a job that has switched to post-copy: from then on the guest '
                              'runs on the destination')
@@ -169,15 +168,14 @@ class MigrationManager(object):
         move = DomainMove(name)
         source, destination = self.source, self.destination
         move.dom, move.state, persistent = source.domain_state(name)
-        there, move.destination_state, _ = destination.domain_state(name)
+        there, move.destination_state = destination.domain_state(name)[:2]
         if move.dom is None and there is None:
             move.problems.append('no such domain on %s or on %s' % (source.name, destination.name))
         elif move.dom is None:
             pass  # moved already
         elif there is not None:
             # A move with undefine_source=false leaves the shut-off definition behind on purpose.
-            kept = not self.params['undefine_source'] and not move.active and move.destination_state != 'shutoff'
-            if not kept:
+            if self.params['undefine_source'] or move.active:
                 move.problems.append('defined on both %s (%s) and %s (%s): remove the stale definition first'
                                      % (source.name, move.state, destination.name, move.destination_state))
         elif self.live and not move.active:
@@ -242,15 +240,15 @@ class MigrationManager(object):
                 ET.tostring(cpu, encoding='unicode'), 0)
         except libvirt.libvirtError as exc:
             if is_error(exc, 'VIR_ERR_NO_SUPPORT', 'VIR_ERR_OPERATION_UNSUPPORTED'):
-                self.result.warn('%s: the CPU could not be compared on %s: %s' % (move.name, self.destination.name,
-                                                                                   error_text(exc)))
+                self.result.warn('%s: the CPU could not be compared on %s: %s'
+                                 % (move.name, self.destination.name, error_text(exc)))
                 return
             move.problems.append('its CPU (%s) cannot run on %s: %s' % (cpu.findtext('model'), self.destination.name,
                                                                         error_text(exc)))
             return
         if verdict == libvirt.VIR_CPU_COMPARE_INCOMPATIBLE:
-            move.problems.append('its CPU model %s is not compatible with %s' % (cpu.findtext('model'),
-                                                                               self.destination.name))
+            move.problems.append('its CPU model %s is not compatible with %s'
+                                 % (cpu.findtext('model'), self.destination.name))
 
     def _probe_migration_port(self):
         """Whether QEMU's stream will get from here to the migration address: a refused connection proves a

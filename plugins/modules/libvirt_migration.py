@@ -114,8 +114,8 @@ options:
     default: false
   postcopy:
     description:
-      - Switch to post-copy after the first pass over memory: the guest runs on the destination at once and
-        fetches the pages still missing over the network. The move then always completes; a network failure after
+      - Switch to post-copy after the first pass over memory. The guest then runs on the destination at once and
+        fetches the pages still missing over the network; the move always completes, and a network failure after
         the switch loses the guest.
       - Needs userfaultfd on the destination.
     type: bool

@@ -113,9 +113,9 @@ def test_read_only_disks_are_copied_and_offline_moves_copy_every_disk(hosts):
     add_volume(source, 'web1.qcow2')
     add_volume(source, 'web1-cidata.iso', capacity=1 << 20, image_format='raw')
     files = [disk(source.target + '/web1.qcow2'), disk(source.target + '/web1-cidata.iso', 'sda', readonly=True)]
-    live, _ = plan_files(files, 'copy', True, source, destination)
+    live = plan_files(files, 'copy', True, source, destination)[0]
     assert [p.action for p in live] == ['create', 'copy']
-    offline, _ = plan_files(files, 'copy', False, source, destination)
+    offline = plan_files(files, 'copy', False, source, destination)[0]
     assert [p.action for p in offline] == ['copy', 'copy']
 
 
@@ -210,8 +210,8 @@ def test_flags_and_parameters_follow_the_options():
     ({'mode': 'offline', 'bandwidth': 10}, 'bandwidth applies to live migration only (mode is offline)'),
     ({'mode': 'offline', 'postcopy': True}, 'postcopy applies to live migration only (mode is offline)'),
     ({'mode': 'offline', 'persistent': False}, 'persistent=false cannot go with mode offline'),
-    ({'concurrency': 0}, 'concurrency must not be negative'),
-    ({'timeout': -1}, 'timeout must not be negative'),
+    ({'concurrency': 0}, 'concurrency must be at least 1, got 0'),
+    ({'timeout': -1}, 'timeout must be at least 0, got -1'),
 ])
 def test_bad_options_are_refused_before_anything_connects(capsys, args, message):
     call = on_test_driver(libvirt_migration, capsys)
