@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One migration job: libvirt's migrate3 in a thread, watched from the caller's.
 
-The watcher reads the job's statistics every POLL seconds, switches to post-copy after the first pass over
+With a timeout or post-copy asked for, the watcher reads the job's statistics every POLL seconds, switches to post-copy after the first pass over
 memory when asked (as ``virsh migrate --postcopy-after-precopy`` does), and aborts the job when it runs longer
 than its timeout; an aborted or failed job leaves the guest running on the source. The statistics of the
 finished job are read on the destination, where libvirt keeps them.
@@ -90,11 +90,13 @@ def run_job(dom, destination_conn, flags):
     worker = threading.Thread(target=migrate, name='migrate-%s' % dom.name())
     worker.daemon = True
     worker.start()
+    # Reading the statistics asks QEMU's monitor; a job with nothing to watch for is left alone (each read
+    # during the switch-over would lengthen the guest's pause).
+    watched = flags.live and (flags.timeout or flags.postcopy)
     while worker.is_alive():
-        worker.join(POLL)
-        if not worker.is_alive() or not flags.live:
-            continue
-        _watch(dom, flags, outcome, started)
+        worker.join(POLL if watched else None)
+        if watched and worker.is_alive():
+            _watch(dom, flags, outcome, started)
     outcome.seconds = round(time.monotonic() - started, 3)
     if outcome.moved is not None:
         outcome.stats = completed_stats(outcome.moved) or outcome.stats
