@@ -4,7 +4,8 @@
 #           the integration tests of tests/integration/host (a libvirt host container of their own,
 #           with the three cloud VMs of test_cloud_lab);
 #   lane 2: molecule (its localhost scenario sets up this machine's libvirtd), then the other
-#           integration tests (this machine's libvirtd, the VirtualBox container).
+#           integration tests (this machine's libvirtd, the VirtualBox container) and the kvm_host
+#           migration set-up tests of tests/integration/host.
 # The lanes share nothing but the collection tarball and the base images, built once before either
 # starts. Lane 2 prints as it goes; lane 1 writes .build/test/lane1.log, printed when it ends. The
 # first lane to fail stops the other, so a lint error does not wait for the guests to boot.
@@ -17,6 +18,8 @@ log_dir="${top}/.build/test"
 mkdir -p "${log_dir}"
 lane1_log="${log_dir}/lane1.log"
 host_tests=tests/integration/host
+# The kvm_host role on three containers of its own (about 9 minutes, no guests): in lane 2, which is shorter.
+role_tests=${host_tests}/test_kvm_host_migration.py
 # Made by `make test`'s own prerequisite (bootstrap) or by the step below: not again in each lane.
 make_done=(make --no-print-directory -o bootstrap -o venv -o collection -o images)
 
@@ -24,10 +27,11 @@ make --no-print-directory -o bootstrap collection images
 
 lane1() {
     "${make_done[@]}" sanity lint unit changelog-lint docs-lint importer &&
-        "${make_done[@]}" integration INTEGRATION_TESTS="${host_tests}"
+        "${make_done[@]}" integration INTEGRATION_TESTS="${host_tests} --ignore=${role_tests}"
 }
 lane2() {
-    "${make_done[@]}" molecule integration INTEGRATION_TESTS="tests/integration --ignore=${host_tests}"
+    "${make_done[@]}" molecule integration INTEGRATION_TESTS="tests/integration --ignore=${host_tests}" &&
+        "${make_done[@]}" integration INTEGRATION_TESTS="${role_tests}"
 }
 
 # Job control: each lane runs in a process group of its own, which stop_lane ends as a whole.

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import random
 import subprocess
+import time
 import uuid
 
 import yaml
@@ -98,10 +100,7 @@ class Cluster(object):
         self.remove()
 
     def start(self):
-        self.subnet = free_subnet()
-        gateway = str(self.subnet.network_address + 1)
-        subprocess.run(['podman', 'network', 'create', '--subnet', str(self.subnet), '--gateway', gateway,
-                        self.network], capture_output=True, text=True, check=True)
+        self.create_network()
         for index, name in enumerate(self.names):
             address = str(self.subnet.network_address + 10 + index)
             start_container(name, self.image, ['--network', self.network, '--ip', address, '--hostname', name]
@@ -110,6 +109,19 @@ class Cluster(object):
             host.address = address
             self.hosts.append(host)
         self.write_inventory()
+
+    def create_network(self, tries=5):
+        """The podman network on a free /24; another cluster started at the same moment may take the one found
+        first, so a refused subnet is looked for again."""
+        for _attempt in range(tries):
+            self.subnet = free_subnet()
+            gateway = str(self.subnet.network_address + 1)
+            proc = subprocess.run(['podman', 'network', 'create', '--subnet', str(self.subnet), '--gateway', gateway,
+                                   self.network], capture_output=True, text=True, check=False)
+            if proc.returncode == 0:
+                return
+            time.sleep(random.uniform(0.5, 2))
+        raise AssertionError('podman network create %s failed %d times: %s' % (self.network, tries, proc.stderr))
 
     def write_inventory(self, host_vars=None):
         """The inventory file: every container in the group kvm_hosts, reached through podman."""
