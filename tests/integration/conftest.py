@@ -25,13 +25,19 @@ def conn():
     except libvirt.libvirtError as exc:
         pytest.fail('libvirtd does not answer at %s (%s): run `make molecule` first, its localhost scenario sets '
                     'up libvirtd on this machine' % (URI, exc))
+    # Also before: a run that was stopped (make test stops the other lane when one fails) left its guests.
+    remove_test_domains(libvirt, connection)
     yield connection
+    remove_test_domains(libvirt, connection)
+    connection.close()
+
+
+def remove_test_domains(libvirt, connection):
     for dom in connection.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             if dom.isActive():
                 dom.destroy()
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    connection.close()
 
 
 @pytest.fixture(scope='session')
